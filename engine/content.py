@@ -1,0 +1,36 @@
+"""Marketer-written message content, rendered in a sandbox with autoescaping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from engine.lead import LeadState
+
+_ENV = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+
+
+class ContentError(ValueError):
+    pass
+
+
+def lead_context(lead: LeadState) -> dict[str, Any]:
+    return {"lead": {"id": lead.id, "email": lead.email, "stage": lead.stage, **lead.attributes},
+            "scores": {"fit": lead.fit, "engagement": lead.engagement, "total": lead.total}}
+
+
+def render(template: str, context: dict[str, Any], where: str) -> str:
+    try:
+        return _ENV.from_string(template).render(context)
+    except TemplateError as exc:
+        raise ContentError(f"{where}: {exc}") from exc
+
+
+def check_template(template: str) -> str | None:
+    try:
+        _ENV.parse(template)
+    except TemplateError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,47 @@
+"""What a running care model knows about its lead: a plain, serialisable snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# A run keeps this many engagement events; older ones have served their conditions' windows.
+MAX_EVENTS = 200
+
+
+@dataclass
+class LeadEvent:
+    id: str
+    type: str
+    at: float  # epoch seconds
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LeadState:
+    id: str
+    email: str = ""
+    timezone: str = "UTC"
+    stage: str = "suspect"
+    fit: float = 0.0
+    engagement: float = 0.0
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[LeadEvent] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return self.fit + self.engagement
+
+    def remember(self, event: LeadEvent) -> None:
+        self.events.append(event)
+        del self.events[:-MAX_EVENTS]
+
+    def apply_update(self, data: dict[str, Any]) -> None:
+        """A 'lead.updated' event: new attribute values, stage or scores from the CRM or the scorer."""
+        self.attributes.update(data.get("attributes", {}))
+        for name in ("stage", "timezone", "email"):
+            if name in data:
+                setattr(self, name, data[name])
+        for name in ("fit", "engagement"):
+            if name in data:
+                setattr(self, name, float(data[name]))

@@ -1,0 +1,59 @@
+"""Database engine (SQLite with WAL by default, PostgreSQL by URL) and numbered schema migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlmodel import SQLModel
+
+from nurture import tables
+
+_SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON")
+
+
+def make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "isolation_level": None})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(conn: Any, _record: Any) -> None:
+        cursor = conn.cursor()
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    # Take the write lock at BEGIN, so a check-then-write (frequency cap, outbox claim) cannot interleave.
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _v1_initial(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in (  # type: ignore[attr-defined]
+        tables.CareModelVersion, tables.Lead, tables.EventRow, tables.Enrolment, tables.OutboxRow,
+        tables.JourneyRow, tables.ScoreChangeRow, tables.Handover,
+    )])
+
+
+# Append only: each entry runs once per database, in order, and is never edited after release.
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial]
+
+
+def migrate(engine: Engine) -> int:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS nurture_schema (version INTEGER NOT NULL)"))
+        current = conn.execute(text("SELECT MAX(version) FROM nurture_schema")).scalar() or 0
+    for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+        step(engine)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO nurture_schema (version) VALUES (:v)"), {"v": number})
+    return len(MIGRATIONS)

@@ -1,0 +1,191 @@
+"""Reads and writes of the app's tables, each in one short transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from engine.compiler import Plan, compile_document
+from engine.document import CareModelDocument
+from engine.lead import LeadEvent, LeadState
+from nurture.db import make_engine, migrate
+from nurture.tables import (
+    CareModelVersion,
+    Enrolment,
+    EventRow,
+    Handover,
+    JourneyRow,
+    Lead,
+    OutboxRow,
+    ScoreChangeRow,
+)
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        with self.session() as s:
+            s.exec(select(1)).one()
+
+    # --- care models -------------------------------------------------------------------------------
+
+    def publish(self, doc: CareModelDocument) -> CareModelVersion:
+        """A new immutable version; publishing an unchanged document returns the current one."""
+        known = {m.care_model for m in self.latest_versions()} | {doc.id}
+        with self.session() as s:
+            latest = s.exec(select(CareModelVersion).where(CareModelVersion.care_model == doc.id)
+                            .order_by(CareModelVersion.version.desc())).first()
+            number = (latest.version if latest else 0) + 1
+            plan = compile_document(doc, number, known)
+            if latest is not None and latest.hash == plan.hash:
+                return latest
+            row = CareModelVersion(care_model=doc.id, version=number, name=doc.name, hash=plan.hash,
+                                   document=doc.model_dump(mode="json"), plan=plan_to_dict(plan))
+            s.add(row)
+        return row
+
+    def latest(self, care_model: str) -> CareModelVersion | None:
+        with self.session() as s:
+            return s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model)
+                          .order_by(CareModelVersion.version.desc())).first()
+
+    def latest_versions(self) -> list[CareModelVersion]:
+        with self.session() as s:
+            newest = (select(CareModelVersion.care_model, func.max(CareModelVersion.version).label("v"))
+                      .group_by(CareModelVersion.care_model).subquery())
+            query = select(CareModelVersion).join(
+                newest, (CareModelVersion.care_model == newest.c.care_model)
+                & (CareModelVersion.version == newest.c.v)).order_by(CareModelVersion.care_model)
+            return list(s.exec(query))
+
+    # --- leads and their timeline ------------------------------------------------------------------
+
+    def upsert_lead(self, lead: LeadState, unsubscribed: bool | None = None) -> Lead:
+        with self.session() as s:
+            row = s.get(Lead, lead.id) or Lead(id=lead.id)
+            row.email, row.timezone, row.stage = lead.email, lead.timezone, lead.stage
+            row.fit, row.engagement, row.attributes = lead.fit, lead.engagement, dict(lead.attributes)
+            if unsubscribed is not None:
+                row.unsubscribed = unsubscribed
+            s.add(row)
+        return row
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        with self.session() as s:
+            return s.get(Lead, lead_id)
+
+    def record_event(self, event: LeadEvent, lead_id: str) -> bool:
+        """Stores the event on the lead's timeline; False when this event id was seen before."""
+        with self.session() as s:
+            if s.get(EventRow, event.id) is not None:
+                return False
+            s.add(EventRow(id=event.id, lead_id=lead_id, type=event.type, at=event.at, data=event.data))
+            lead = s.get(Lead, lead_id)
+            if lead is not None and event.type == "lead.unsubscribed":
+                lead.unsubscribed = True
+            if lead is not None and event.type == "lead.updated":
+                state = lead_state(lead)
+                state.apply_update(event.data)
+                lead.attributes, lead.stage = dict(state.attributes), state.stage
+                lead.fit, lead.engagement, lead.timezone = state.fit, state.engagement, state.timezone
+                s.add(lead)
+        return True
+
+    def timeline(self, lead_id: str) -> list[EventRow]:
+        with self.session() as s:
+            return list(s.exec(select(EventRow).where(EventRow.lead_id == lead_id).order_by(EventRow.at)))
+
+    # --- enrolments --------------------------------------------------------------------------------
+
+    def enrolment_started(self, row: Enrolment) -> None:
+        with self.session() as s:
+            if s.get(Enrolment, row.enrolment) is None:
+                s.add(row)
+
+    def enrolment_finished(self, enrolment: str, outcome: str, at: float) -> None:
+        with self.session() as s:
+            row = s.get(Enrolment, enrolment)
+            if row is not None:
+                row.status, row.outcome, row.ended_at = "finished", outcome, at
+                s.add(row)
+
+    def enrolments(self, lead_id: str | None = None, care_model: str | None = None,
+                   running: bool | None = None) -> list[Enrolment]:
+        query = select(Enrolment)
+        if lead_id is not None:
+            query = query.where(Enrolment.lead_id == lead_id)
+        if care_model is not None:
+            query = query.where(Enrolment.care_model == care_model)
+        if running is not None:
+            query = query.where((Enrolment.status == "running") == running)
+        with self.session() as s:
+            return list(s.exec(query.order_by(Enrolment.started_at)))
+
+    # --- what the runs did -------------------------------------------------------------------------
+
+    def add_journey(self, rows: list[JourneyRow]) -> None:
+        with self.session() as s:
+            for row in rows:
+                if s.get(JourneyRow, row.key) is None:
+                    s.add(row)
+
+    def journey(self, lead_id: str | None = None, enrolment: str | None = None) -> list[JourneyRow]:
+        query = select(JourneyRow)
+        if lead_id is not None:
+            query = query.where(JourneyRow.lead_id == lead_id)
+        if enrolment is not None:
+            query = query.where(JourneyRow.enrolment == enrolment)
+        with self.session() as s:
+            return list(s.exec(query.order_by(JourneyRow.at, JourneyRow.seq)))
+
+    def outbox(self, lead_id: str | None = None) -> list[OutboxRow]:
+        query = select(OutboxRow) if lead_id is None else select(OutboxRow).where(OutboxRow.lead_id == lead_id)
+        with self.session() as s:
+            return list(s.exec(query.order_by(OutboxRow.at)))
+
+    def add_score_change(self, row: ScoreChangeRow) -> bool:
+        with self.session() as s:
+            if s.get(ScoreChangeRow, row.key) is not None:
+                return False
+            s.add(row)
+            lead = s.get(Lead, row.lead_id)
+            if lead is not None:
+                setattr(lead, row.score, getattr(lead, row.score) + row.delta)
+                s.add(lead)
+        return True
+
+    def handovers(self, status: str | None = None) -> list[Handover]:
+        query = select(Handover) if status is None else select(Handover).where(Handover.status == status)
+        with self.session() as s:
+            return list(s.exec(query.order_by(Handover.opened_at)))
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    return asdict(plan)
+
+
+def plan_from_dict(data: dict[str, Any]) -> Plan:
+    return Plan(**data)
+
+
+def lead_state(row: Lead) -> LeadState:
+    return LeadState(id=row.id, email=row.email, timezone=row.timezone, stage=row.stage, fit=row.fit,
+                     engagement=row.engagement, attributes=dict(row.attributes))

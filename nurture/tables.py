@@ -1,0 +1,117 @@
+"""The app's tables. Temporal owns run state; these hold what people look at and what must not repeat."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CareModelVersion(SQLModel, table=True):
+    __tablename__ = "care_model_versions"
+    __table_args__ = (UniqueConstraint("care_model", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    care_model: str = Field(index=True)
+    version: int
+    name: str
+    hash: str
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    plan: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    published_at: datetime = Field(default_factory=utcnow)
+
+
+class Lead(SQLModel, table=True):
+    __tablename__ = "leads"
+    id: str = Field(primary_key=True)
+    email: str = ""
+    timezone: str = "UTC"
+    stage: str = "suspect"
+    fit: float = 0.0
+    engagement: float = 0.0
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    unsubscribed: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+    id: str = Field(primary_key=True)
+    lead_id: str = Field(index=True)
+    type: str
+    at: float
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Enrolment(SQLModel, table=True):
+    __tablename__ = "enrolments"
+    enrolment: str = Field(primary_key=True)
+    workflow_id: str = Field(index=True)
+    care_model: str = Field(index=True)
+    version: int
+    lead_id: str = Field(index=True)
+    status: str = "running"
+    outcome: str = ""
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: float | None = None
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    key: str = Field(primary_key=True)
+    lead_id: str = Field(index=True)
+    care_model: str
+    step: str
+    channel: str
+    connector: str
+    status: str  # sending | sent | dry_run | skipped
+    reason: str = ""
+    at: float
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    external_id: str = ""
+
+
+class JourneyRow(SQLModel, table=True):
+    __tablename__ = "journey"
+    key: str = Field(primary_key=True)
+    enrolment: str = Field(index=True)
+    lead_id: str = Field(index=True)
+    care_model: str
+    version: int
+    seq: int
+    step: str
+    kind: str
+    at: float
+    outcome: str
+    why: str = ""
+
+
+class ScoreChangeRow(SQLModel, table=True):
+    __tablename__ = "score_changes"
+    key: str = Field(primary_key=True)
+    lead_id: str = Field(index=True)
+    score: str
+    delta: float
+    reason: str
+    at: float
+
+
+class Handover(SQLModel, table=True):
+    __tablename__ = "handovers"
+    key: str = Field(primary_key=True)
+    lead_id: str = Field(index=True)
+    care_model: str
+    step: str
+    team: str
+    routing: str
+    note: str = ""
+    status: str = "open"
+    reason: str = ""
+    opened_at: float
+    due_at: float
+    closed_at: float | None = None

