@@ -43,7 +43,7 @@ def evaluate(cond: dict[str, Any], lead: LeadState, now: float) -> tuple[bool, s
         count = sum(1 for e in lead.events if e.type == cond["event"] and since <= e.at <= now)
         ok = count >= cond["min_count"]
         window = f" in the last {cond['within_text']}" if cond.get("within") else ""
-        return ok, f"{count} × {cond['event']}{window} (needs {cond['min_count']}) is {_word(ok)}"
+        return ok, f"{count} x {cond['event']}{window} (needs {cond['min_count']}) is {_word(ok)}"
     raise ValueError(f"unknown condition type {kind!r}")
 
 

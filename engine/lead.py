@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.lifecycle import Stage
 
 # A run keeps this many engagement events; older ones have served their conditions' windows.
 MAX_EVENTS = 200
@@ -45,3 +50,31 @@ class LeadState:
         for name in ("fit", "engagement"):
             if name in data:
                 setattr(self, name, float(data[name]))
+
+
+class LeadIn(BaseModel):
+    """A lead as integrators and sample files describe it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    email: str = ""
+    timezone: str = "UTC"
+    stage: Stage = "suspect"
+    fit: float = 0.0
+    engagement: float = 0.0
+    attributes: dict[str, Any] = {}
+    unsubscribed: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like 'America/New_York')") from None
+        return value
+
+    def to_state(self) -> LeadState:
+        return LeadState(id=self.id, email=self.email, timezone=self.timezone, stage=self.stage, fit=self.fit,
+                         engagement=self.engagement, attributes=dict(self.attributes))

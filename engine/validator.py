@@ -23,13 +23,15 @@ class Problem:
     field: str | None = None
     line: int | None = None
 
-    def __str__(self) -> str:
-        where = [f"line {self.line}"] if self.line else []
-        if self.step:
-            where.append(f"step '{self.step}'")
+    def location(self) -> str:
+        where = [f"step '{self.step}'"] if self.step else []
         if self.field:
             where.append(f"field '{self.field}'")
-        return f"{', '.join(where)}: {self.message}" if where else self.message
+        return ", ".join(where)
+
+    def __str__(self) -> str:
+        where = ", ".join(filter(None, [f"line {self.line}" if self.line else "", self.location()]))
+        return f"{where}: {self.message}" if where else self.message
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,7 +12,7 @@ from connectors.base import Connector, Message
 from engine.content import lead_context, render
 from engine.durations import format_duration
 from nurture.store import Store
-from nurture.tables import Enrolment, Handover, Lead, JourneyRow, OutboxRow, ScoreChangeRow
+from nurture.tables import Enrolment, Handover, JourneyRow, Lead, OutboxRow, ScoreChangeRow
 from workflows.messages import (
     Delivery,
     DeliveryResult,
@@ -92,7 +92,7 @@ class Activities:
         match channel:
             case "email":
                 return Message(d.key, channel, d.lead.id, d.lead.email, render(spec["subject"], context, where),
-                               render(spec["body"], context, where), "email")
+                               render(spec["body"], context, where), "send")
             case "social":
                 return Message(d.key, channel, d.lead.id, d.lead.attributes.get("linkedin", d.lead.id),
                                body=render(spec["message"], context, where), action=spec["action"])

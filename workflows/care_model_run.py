@@ -3,7 +3,7 @@ randomness from a stable hash, and every effect an activity keyed so that a retr
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -212,7 +212,8 @@ class CareModelRun:
         if hit is not None:
             self._note(step_id, "wait_event", f"got {hit.type}", f"event {hit.id}")
             return step["edges"]["on_event"]
-        self._note(step_id, "wait_event", "timed out", f"no {step['event']} in {format_duration(step['timeout_seconds'])}")
+        waited = format_duration(step["timeout_seconds"])
+        self._note(step_id, "wait_event", "timed out", f"no {step['event']} in {waited}")
         return step["edges"]["on_timeout"]
 
     async def _handover(self, step_id: str, step: dict[str, Any]) -> str | None:
@@ -248,13 +249,11 @@ class CareModelRun:
         self.waiting = (state, target, why)
         await self._flush()
         remaining = target - self._now()
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self.stop is not None or (done is not None and done()),
                 timeout=timedelta(seconds=max(remaining, 0.001)),
             )
-        except asyncio.TimeoutError:
-            pass
         if self.stop:
             raise _Stop
         self.waiting = ("running", None, "")

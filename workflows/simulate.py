@@ -9,10 +9,12 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from connectors.dryrun import DryRunConnector
@@ -57,6 +59,13 @@ class Simulation:
         return asdict(self)
 
 
+@cache
+def _quiet_runtime() -> Runtime:
+    """The test server lacks a capability the SDK warns about on every start; the warning helps nobody."""
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+
+
 def test_server_path() -> str:
     found = shutil.which("temporal-test-server") or str(Path(sys.executable).parent / "temporal-test-server")
     if not Path(found).exists():
@@ -91,7 +100,9 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
         version = store.publish(doc)
         store.upsert_lead(lead, unsubscribed=unsubscribed)
         queue = f"simulate-{uuid.uuid4()}"
-        async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path()) as env:
+        async with await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=test_server_path(), runtime=_quiet_runtime()
+        ) as env:
             connectors = {channel: DryRunConnector() for channel in CHANNELS}
             async with make_worker(env.client, store, connectors, dry_run=True, task_queue=queue):
                 t0 = (await env.get_current_time()).timestamp()

@@ -1,0 +1,129 @@
+"""The `nurture` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from engine.document import json_schema
+from engine.validator import DocumentError
+from nurture.files import InputError, load_document, read_document, read_events, read_lead
+from nurture.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nurture", description="B2B lead nurturing on Temporal")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run Temporal (embedded unless NURTURE_TEMPORAL_ADDRESS), worker and web app")
+    sub.add_parser("worker", help="run a worker against NURTURE_TEMPORAL_ADDRESS")
+    sub.add_parser("web", help="run the web app")
+    p = sub.add_parser("validate", help="check care-model documents and list every problem")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p = sub.add_parser("simulate", help="run a care model for a sample lead on the time-skipping test server")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--lead", required=True, metavar="FILE", help="sample lead (YAML or JSON)")
+    p.add_argument("--events", metavar="FILE", help="scripted events: [{after: 2d, type: email.clicked}, ...]")
+    p.add_argument("--days", type=int, default=400, help="stop simulating after this many days")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = sub.add_parser("publish", help="publish care-model documents as new versions")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    sub.add_parser("schema", help="print the care-model JSON Schema")
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (InputError, DocumentError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _up(_: argparse.Namespace) -> int:
+    from nurture.services import up
+
+    asyncio.run(up(Settings()))
+    return 0
+
+
+def _worker(_: argparse.Namespace) -> int:
+    from nurture.services import connect, run_worker
+    from nurture.store import Store
+
+    async def go() -> None:
+        settings = Settings()
+        await run_worker(settings, Store.open(settings.db_url), await connect(settings))
+
+    asyncio.run(go())
+    return 0
+
+
+def _web(_: argparse.Namespace) -> int:
+    from nurture.services import run_web
+
+    asyncio.run(run_web(Settings()))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.paths:
+        doc, problems = load_document(path)
+        if problems or doc is None:
+            failed += 1
+            for problem in problems:
+                line = f":{problem.line}" if problem.line else ""
+                where = f"{problem.location()}: " if problem.location() else ""
+                print(f"{path}{line}: {where}{problem.message}")
+        else:
+            print(f"{path}: ok — '{doc.id}' with {len(doc.steps)} steps")
+    return 1 if failed else 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from workflows.simulate import format_offset, parse_script, simulate
+
+    doc = read_document(args.path)
+    lead = read_lead(args.lead)
+    try:
+        script = parse_script(read_events(args.events) if args.events else [])
+    except ValueError as exc:
+        raise InputError(f"{args.events}: {exc}") from None
+    try:
+        result = asyncio.run(simulate(doc, lead.to_state(), script, lead.unsubscribed, args.days * 86400))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"Simulating '{doc.id}' for lead {lead.id}")
+    for s in result.steps:
+        why = f" — {s.why}" if s.why else ""
+        print(f"  {format_offset(s.offset):>11}  {s.step:<18} {s.kind:<11} {s.outcome}{why}")
+    print(f"Outcome: {result.outcome}. {len(result.deliveries)} deliveries, "
+          f"simulated in {result.wall_seconds:.2f}s")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from nurture.store import Store
+
+    store = Store.open(Settings().db_url)
+    for path in args.paths:
+        row = store.publish(read_document(path))
+        print(f"{path}: published '{row.care_model}' version {row.version} ({row.hash[:12]})")
+    return 0
+
+
+def _schema(_: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+_COMMANDS = {"up": _up, "worker": _worker, "web": _web, "validate": _validate, "simulate": _simulate,
+             "publish": _publish, "schema": _schema}
+
+if __name__ == "__main__":
+    sys.exit(main())

