@@ -84,18 +84,26 @@ def check(data: Any, node: yaml.Node | None = None) -> tuple[CareModelDocument |
 
 
 def graph_problems(doc: CareModelDocument, known_models: set[str] | None = None) -> list[Problem]:
-    problems: list[Problem] = []
     by_id: dict[str, Any] = {}
+    broken: list[Problem] = []
     for step in doc.steps:
         if step.id in by_id:
-            problems.append(Problem(f"duplicate step id '{step.id}'", step=step.id, field="id"))
+            broken.append(Problem(f"duplicate step id '{step.id}'", step=step.id, field="id"))
         by_id[step.id] = step
     if doc.start not in by_id:
-        problems.append(Problem(f"start step '{doc.start}' does not exist", field="start"))
+        broken.append(Problem(f"start step '{doc.start}' does not exist", field="start"))
     for step in doc.steps:
-        for field, target in edges(step):
-            if target is not None and target not in by_id:
-                problems.append(Problem(f"points to unknown step '{target}'", step=step.id, field=field))
+        broken += [Problem(f"points to unknown step '{target}'", step=step.id, field=field)
+                   for field, target in edges(step) if target is not None and target not in by_id]
+    problems = broken + _content_problems(doc, known_models) + _timezone_problems(doc)
+    if not broken:  # the graph walks need every edge to resolve
+        problems += _reachability_problems(doc, by_id) + _cycle_problems(doc, by_id)
+    return problems
+
+
+def _content_problems(doc: CareModelDocument, known_models: set[str] | None) -> list[Problem]:
+    problems = []
+    for step in doc.steps:
         for field in ("subject", "body", "message"):
             error = check_template(getattr(step, field, "") or "")
             if error:
@@ -107,11 +115,6 @@ def graph_problems(doc: CareModelDocument, known_models: set[str] | None = None)
             elif known_models is not None and step.care_model not in known_models:
                 problems.append(Problem(f"care model '{step.care_model}' is not published", step=step.id,
                                         field="care_model"))
-    if problems:
-        return problems
-    problems += _timezone_problems(doc)
-    problems += _reachability_problems(doc, by_id)
-    problems += _cycle_problems(doc, by_id)
     return problems
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from engine.document import json_schema
 from engine.validator import DocumentError
@@ -27,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lead", required=True, metavar="FILE", help="sample lead (YAML or JSON)")
     p.add_argument("--events", metavar="FILE", help="scripted events: [{after: 2d, type: email.clicked}, ...]")
     p.add_argument("--days", type=int, default=400, help="stop simulating after this many days")
+    p.add_argument("--start", type=_future_time, metavar="ISO", help="simulated start, e.g. 2027-01-04T08:00Z")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = sub.add_parser("publish", help="publish care-model documents as new versions")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -39,6 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _future_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}: use ISO 8601, e.g. 2027-01-04T08:00:00Z") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone, e.g. 2027-01-04T08:00:00Z")
+    return value
 
 
 def _up(_: argparse.Namespace) -> int:
@@ -92,7 +104,8 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"{args.events}: {exc}") from None
     try:
-        result = asyncio.run(simulate(doc, lead.to_state(), script, lead.unsubscribed, args.days * 86400))
+        result = asyncio.run(simulate(doc, lead.to_state(), script, lead.unsubscribed, args.days * 86400,
+                                      args.start))
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if args.json:

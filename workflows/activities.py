@@ -14,6 +14,7 @@ from engine.durations import format_duration
 from nurture.store import Store
 from nurture.tables import Enrolment, Handover, JourneyRow, Lead, OutboxRow, ScoreChangeRow
 from workflows.messages import (
+    TASK_QUEUE,
     Delivery,
     DeliveryResult,
     EnrolmentEnd,
@@ -31,11 +32,12 @@ DONE = frozenset({"sent", "dry_run", "skipped"})
 
 class Activities:
     def __init__(self, store: Store, connectors: dict[str, Connector], client: Client | None = None,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, task_queue: str = TASK_QUEUE) -> None:
         self.store = store
         self.connectors = connectors
         self.client = client
         self.dry_run = dry_run
+        self.task_queue = task_queue
 
     @activity.defn(name="deliver")
     def deliver(self, d: Delivery) -> DeliveryResult:
@@ -139,14 +141,16 @@ class Activities:
 
     @activity.defn(name="move_lead")
     async def move_lead(self, m: MoveRequest) -> str:
-        from workflows.client import enrol
+        from workflows.client import enrol, snapshot  # the client imports this module
 
         if self.dry_run or self.client is None:
             return "dry run: not enrolled"
         version = self.store.latest(m.to_model)
         if version is None:
             return f"care model '{m.to_model}' is not published; lead not moved"
-        return (await enrol(self.client, self.store, version, m.lead)).status
+        moved = await enrol(self.client, self.store, version, snapshot(self.store, m.lead.id),
+                            task_queue=self.task_queue)
+        return f"{moved.status} {moved.reason}".strip()
 
     @activity.defn(name="finish_enrolment")
     def finish_enrolment(self, e: EnrolmentEnd) -> None:

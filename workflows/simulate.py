@@ -93,7 +93,9 @@ def parse_script(items: list[dict[str, Any]]) -> list[ScriptedEvent]:
 
 
 async def simulate(doc: CareModelDocument, lead: LeadState, script: list[ScriptedEvent],
-                   unsubscribed: bool = False, horizon: int = DEFAULT_HORIZON) -> Simulation:
+                   unsubscribed: bool = False, horizon: int = DEFAULT_HORIZON,
+                   start: datetime | None = None) -> Simulation:
+    """Simulated time begins now, or at `start` (which must lie ahead: the test server's clock only moves on)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nurture-sim-") as tmp:
         store = Store.open(f"sqlite:///{tmp}/simulation.db")
@@ -105,6 +107,11 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
         ) as env:
             connectors = {channel: DryRunConnector() for channel in CHANNELS}
             async with make_worker(env.client, store, connectors, dry_run=True, task_queue=queue):
+                if start is not None:
+                    ahead = start.timestamp() - (await env.get_current_time()).timestamp()
+                    if ahead < 0:
+                        raise ValueError(f"start {start.isoformat()} is in the past; pick a time ahead of now")
+                    await env.sleep(ahead)
                 t0 = (await env.get_current_time()).timestamp()
                 enrolled = await enrol(env.client, store, version, snapshot(store, lead.id), task_queue=queue)
                 if enrolled.status != "started":

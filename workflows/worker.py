@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from connectors.base import Connector
@@ -22,7 +23,9 @@ CHANNELS = {"email": "email", "social": "social", "crm": "crm", "webhook": "webh
 
 
 def make_worker(client: Client, store: Store, connectors: dict[str, Connector], dry_run: bool = False,
-                task_queue: str = TASK_QUEUE, threads: int = 16) -> Worker:
-    activities = Activities(store, connectors, client, dry_run)
+                task_queue: str = TASK_QUEUE, threads: int = 16,
+                interceptors: Sequence[Interceptor] = ()) -> Worker:
+    activities = Activities(store, connectors, client, dry_run, task_queue)
     return Worker(client, task_queue=task_queue, workflows=[CareModelRun], activities=activities.all(),
-                  activity_executor=ThreadPoolExecutor(threads), workflow_runner=_RUNNER)
+                  activity_executor=ThreadPoolExecutor(threads), workflow_runner=_RUNNER,
+                  interceptors=interceptors)
