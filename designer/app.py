@@ -47,11 +47,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = store or Store.open(settings.db_url)
-        app.state.client = client
+        if app.state.store is None:
+            app.state.store = Store.open(settings.db_url)
         yield
 
     app = FastAPI(title="Nurture", version="0.1.0", lifespan=lifespan)
+    app.state.store, app.state.client = store, client
 
     async def temporal(request: Request) -> Client:
         if request.app.state.client is None:

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from engine.document import json_schema
 from engine.validator import DocumentError
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=400, help="stop simulating after this many days")
     p.add_argument("--start", type=_future_time, metavar="ISO", help="simulated start, e.g. 2027-01-04T08:00Z")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--history", metavar="FILE", help="also save the run's Temporal event history (for replay)")
     p = sub.add_parser("publish", help="publish care-model documents as new versions")
     p.add_argument("paths", nargs="+", metavar="PATH")
     sub.add_parser("schema", help="print the care-model JSON Schema")
@@ -108,6 +110,8 @@ def _simulate(args: argparse.Namespace) -> int:
                                       args.start))
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if args.history:
+        Path(args.history).write_text(result.history, encoding="utf-8")
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

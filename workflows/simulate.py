@@ -54,9 +54,10 @@ class Simulation:
     steps: list[SimStep]
     deliveries: list[dict[str, Any]]
     wall_seconds: float
+    history: str = field(default="", repr=False)  # Temporal's event history as JSON, for replay tests
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "history"}
 
 
 @cache
@@ -133,12 +134,13 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
                     await handle.terminate("simulation horizon reached")
                 else:
                     outcome = (await handle.result()).outcome
+                history = (await handle.fetch_history()).to_json()
         steps = [SimStep(int(j.at - t0), _stamp(j.at), j.step, j.kind, j.outcome, j.why)
                  for j in store.journey(lead_id=lead.id)]
         deliveries = [{"step": o.step, "channel": o.channel, "status": o.status, "reason": o.reason,
                        "offset": int(o.at - t0), **o.payload} for o in store.outbox(lead.id)]
         store.engine.dispose()
-    return Simulation(doc.id, outcome, steps, deliveries, time.perf_counter() - started)
+    return Simulation(doc.id, outcome, steps, deliveries, time.perf_counter() - started, history)
 
 
 def _stamp(ts: float) -> str:

@@ -16,7 +16,7 @@ from workflows.care_model_run import CareModelRun
 from workflows.messages import TASK_QUEUE
 
 # The plan interpreter's pure helpers and message types are shared with, not reloaded by, the sandbox.
-_RUNNER = SandboxedWorkflowRunner(
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("engine", "workflows.messages", "pydantic")
 )
 CHANNELS = {"email": "email", "social": "social", "crm": "crm", "webhook": "webhook"}
@@ -27,5 +27,5 @@ def make_worker(client: Client, store: Store, connectors: dict[str, Connector], 
                 interceptors: Sequence[Interceptor] = ()) -> Worker:
     activities = Activities(store, connectors, client, dry_run, task_queue)
     return Worker(client, task_queue=task_queue, workflows=[CareModelRun], activities=activities.all(),
-                  activity_executor=ThreadPoolExecutor(threads), workflow_runner=_RUNNER,
+                  activity_executor=ThreadPoolExecutor(threads), workflow_runner=WORKFLOW_RUNNER,
                   interceptors=interceptors)

@@ -1,0 +1,106 @@
+"""The JSON API as an integrator uses it: publish, add leads, enrol, send events, ask where a lead is."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from designer.app import create_app
+from nurture.settings import Settings
+from tests.conftest import Harness
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+async def api(nurture: Harness, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(data_dir=tmp_path, task_queue=nurture.queue)
+    app = create_app(settings, store=nurture.store, client=nurture.env.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nurture") as client:
+        yield client
+
+
+def example(name: str) -> dict:
+    return yaml.safe_load((EXAMPLES / name).read_text())
+
+
+async def test_publishing_validates_and_versions(api: httpx.AsyncClient) -> None:
+    doc = example("welcome-nurture.yaml")
+    broken = {**doc, "steps": [{**doc["steps"][0], "next": "nowhere"}, *doc["steps"][1:]]}
+    refused = await api.post("/api/care-models", json=broken)
+    assert refused.status_code == 422
+    assert {"message": "points to unknown step 'nowhere'", "step": "welcome", "field": "next", "line": None} in \
+        refused.json()["problems"]
+
+    first = await api.post("/api/care-models", json=doc)
+    same = await api.post("/api/care-models", json=doc)
+    doc["steps"][1]["duration"] = "3d"
+    changed = await api.post("/api/care-models", json=doc)
+    assert (first.status_code, first.json()["version"]) == (201, 1)
+    assert same.json() == first.json(), "publishing an unchanged document makes no new version"
+    assert changed.json()["version"] == 2
+    listed = (await api.get("/api/care-models")).json()
+    assert [(m["care_model"], m["version"]) for m in listed] == [("welcome-nurture", 2)]
+
+
+async def test_enrol_events_where_and_journey(api: httpx.AsyncClient, nurture: Harness) -> None:
+    await api.post("/api/care-models", json=example("customer-cross-sell.yaml"))
+    lead = {"id": "acme-alan", "email": "alan@acme.test", "timezone": "Europe/London", "stage": "customer",
+            "attributes": {"plan": "team", "first_name": "Alan"}}
+    assert (await api.put("/api/leads/acme-alan", json=lead)).status_code == 200
+
+    enrolled = await api.post("/api/care-models/customer-cross-sell/enrolments", json={"lead_id": "acme-alan"})
+    assert enrolled.json() == {"status": "started", "workflow_id": "nurture/customer-cross-sell/acme-alan",
+                               "reason": ""}
+    again = await api.post("/api/care-models/customer-cross-sell/enrolments", json={"lead_id": "acme-alan"})
+    assert again.json()["status"] == "not_eligible"
+
+    await nurture.days(5)
+    where = (await api.get("/api/leads/acme-alan/where")).json()
+    assert [(w["care_model"], w["step"], w["state"]) for w in where] == [
+        ("customer-cross-sell", "await-pricing", "waiting_for_event")]
+
+    event = {"id": "evt-1", "lead_id": "acme-alan", "type": "page.visited", "data": {"page": "/pricing/analytics"}}
+    first = (await api.post("/api/events", json=event)).json()
+    second = (await api.post("/api/events", json=event)).json()
+    assert first["new"] and first["signalled"] == ["nurture/customer-cross-sell/acme-alan"]
+    assert not second["new"]
+    await nurture.days(1)
+    where = (await api.get("/api/leads/acme-alan/where")).json()
+    assert [(w["step"], w["state"]) for w in where] == [("to-owner", "awaiting_sales")]
+
+    journey = (await api.get("/api/leads/acme-alan/journey")).json()
+    assert [e["type"] for e in journey["events"]] == ["page.visited"]
+    assert [s["step"] for s in journey["steps"]][:2] == ["tag", "announce"]
+    assert {d["channel"] for d in journey["deliveries"]} == {"crm", "email", "webhook"}
+
+
+async def test_clear_errors_for_unknown_things(api: httpx.AsyncClient) -> None:
+    missing = await api.post("/api/care-models/nope/enrolments", json={"lead_id": "x"})
+    assert missing.status_code == 404 and "care model 'nope' is not published" in missing.json()["detail"]
+    bad_lead = await api.put("/api/leads/x", json={"id": "x", "timezone": "Nowhere/City"})
+    assert bad_lead.status_code == 422 and "unknown time zone 'Nowhere/City'" in bad_lead.text
+    mismatch = await api.put("/api/leads/x", json={"id": "y"})
+    assert mismatch.status_code == 422 and "does not match" in mismatch.text
+
+
+async def test_healthz_reports_database_and_temporal(api: httpx.AsyncClient, nurture: Harness,
+                                                     tmp_path: Path) -> None:
+    healthy = await api.get("/healthz")
+    assert healthy.status_code == 200 and healthy.json() == {"status": "ok", "db": "ok", "temporal": "ok"}
+    settings = Settings(data_dir=tmp_path, temporal_address="127.0.0.1:9")
+    app = create_app(settings, store=nurture.store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as client:
+        down = await client.get("/healthz")
+    assert down.status_code == 503
+    assert down.json()["db"] == "ok" and "Temporal is not reachable at 127.0.0.1:9" in down.json()["temporal"]
+
+
+async def test_home_page_lists_published_models(api: httpx.AsyncClient) -> None:
+    await api.post("/api/care-models", json=example("executive-nurture.yaml"))
+    page = await api.get("/")
+    assert page.status_code == 200 and "executive-nurture" in page.text and "Executive persona nurture" in page.text
