@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import ChainableUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.lead import LeadState
 
-_ENV = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+# A lead without a field renders it empty (marketers add `| default('there')`), rather than failing the send.
+_ENV = SandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
 
 
 class ContentError(ValueError):
@@ -24,7 +25,7 @@ def lead_context(lead: LeadState) -> dict[str, Any]:
 def render(template: str, context: dict[str, Any], where: str) -> str:
     try:
         return _ENV.from_string(template).render(context)
-    except TemplateError as exc:
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
         raise ContentError(f"{where}: {exc}") from exc
 
 

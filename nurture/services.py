@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -26,6 +28,12 @@ def temporal_cli() -> str:
     return found
 
 
+def _die_with_parent() -> None:
+    """Linux: the dev server gets SIGTERM if Nurture dies without cleaning up, so none is left orphaned."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @contextlib.asynccontextmanager
 async def embedded_temporal(settings: Settings) -> AsyncIterator[None]:
     """`temporal server start-dev` persisted in SQLite (WAL) under the data directory."""
@@ -37,7 +45,7 @@ async def embedded_temporal(settings: Settings) -> AsyncIterator[None]:
         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
         "--ip", "127.0.0.1", "--port", str(settings.temporal_port), "--ui-port", str(settings.temporal_ui_port),
         "--log-level", "warn",
-    ], stdout=log, stderr=subprocess.STDOUT)
+    ], stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     try:
         yield
     finally:
@@ -67,28 +75,54 @@ async def run_worker(settings: Settings, store: Store, client: Client) -> None:
     await worker.run()
 
 
+class _WebServer(uvicorn.Server):
+    """Uvicorn without its own signal handling: `up` owns SIGINT/SIGTERM and shuts every part down in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def web_server(settings: Settings, store: Store | None = None, client: Client | None = None) -> uvicorn.Server:
+    from designer.app import create_app
+
+    config = uvicorn.Config(create_app(settings, store, client), host=settings.web_host, port=settings.web_port,
+                            log_level="warning")
+    return _WebServer(config)
+
+
 async def run_web(settings: Settings) -> None:
     from designer.app import create_app
 
-    config = uvicorn.Config(create_app(settings), host=settings.web_host, port=settings.web_port,
-                            log_level="warning")
+    config = uvicorn.Config(create_app(settings), host=settings.web_host, port=settings.web_port)
     await uvicorn.Server(config).serve()
 
 
 async def up(settings: Settings) -> None:
     store = Store.open(settings.db_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         if settings.embedded_temporal:
             await stack.enter_async_context(embedded_temporal(settings))
         client = await connect(settings)
+        web = web_server(settings, store, client)
+        worker = asyncio.create_task(run_worker(settings, store, client))
+        serving = asyncio.create_task(web.serve())
+        stopping = asyncio.create_task(stop.wait())
         print(f"Nurture is up: http://{settings.web_host}:{settings.web_port}  "
               f"(Temporal {settings.temporal_target}"
               + (f", UI http://127.0.0.1:{settings.temporal_ui_port})" if settings.embedded_temporal else ")"),
               flush=True)
-        worker = asyncio.create_task(run_worker(settings, store, client))
-        web = asyncio.create_task(run_web(settings))
-        done, pending = await asyncio.wait({worker, web}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        for task in done:
-            task.result()
+        done, _ = await asyncio.wait({worker, serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        web.should_exit = True
+        stopping.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(serving), 10)
+        worker.cancel()
+        await asyncio.gather(worker, serving, return_exceptions=True)
+        for task in done - {stopping}:
+            task.result()  # a part that stopped on its own: show why
+    print("Nurture stopped.", flush=True)

@@ -411,3 +411,26 @@ async def test_time_of_day_and_send_window_follow_the_leads_clock(nurture: Harne
     assert (held.weekday(), held.hour, held.minute) == (4, 21, 30), "the wait ended Friday 21:30 in Tokyo"
     sent = datetime.fromtimestamp(steps["email"].at, tokyo)
     assert (sent.weekday(), sent.hour, sent.minute) == (0, 8, 0), "held over the weekend to Monday 08:00"
+
+
+CONTENT = """
+id: content
+name: Content
+start: missing
+steps:
+  - {id: missing, kind: email, subject: "Hi {{ lead.nickname }}!", body: "<b>{{ lead.company }}</b>", next: broken}
+  - {id: broken, kind: email, subject: "Oops", body: "{{ 1 // 0 }}", next: after}
+  - {id: after, kind: email, subject: "Still here", body: b}
+"""
+
+
+async def test_content_is_escaped_missing_fields_are_empty_and_broken_content_is_skipped(nurture: Harness) -> None:
+    version = nurture.publish(CONTENT)
+    lead = nurture.lead(attributes={"company": "<script>alert(1)</script>"})
+    _, handle = await nurture.enrol(version, lead)
+    assert (await nurture.finish(handle)).outcome == "completed"
+    sent = nurture.channel.to(lead.id)
+    assert [m.subject for m in sent] == ["Hi !", "Still here"]
+    assert sent[0].body == "<b>&lt;script&gt;alert(1)&lt;/script&gt;</b>"
+    broken = next(o for o in nurture.store.outbox(lead.id) if o.step == "broken")
+    assert broken.status == "skipped" and broken.reason.startswith("content error: step broken:")

@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from connectors.base import Connector, Message
-from engine.content import lead_context, render
+from engine.content import ContentError, lead_context, render
 from engine.durations import format_duration
 from nurture.store import Store
 from nurture.tables import Enrolment, Handover, JourneyRow, Lead, OutboxRow, ScoreChangeRow
@@ -61,7 +61,10 @@ class Activities:
                 return DeliveryResult(row.status, row.reason, row.external_id)
             lead = s.get(Lead, d.lead.id) if row is None else None
             reason = self._blocked(s, d, channel, lead) if row is None else ""
-            message = self._message(d, channel)
+            try:
+                message = self._message(d, channel)
+            except ContentError as exc:  # retrying cannot fix content: record why and let the lead move on
+                message, reason = Message(d.key, channel, d.lead.id, ""), f"content error: {exc}"
             if row is None:
                 row = OutboxRow(key=d.key, lead_id=d.lead.id, care_model=d.care_model, step=d.step,
                                 channel=channel, connector=d.step_spec["connector"],

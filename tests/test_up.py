@@ -1,0 +1,102 @@
+"""`nurture up` as an operator runs it: embedded Temporal dev server, worker and web app; runs survive a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+MODEL = {
+    "id": "slow-drip", "name": "Slow drip", "start": "hello",
+    "steps": [
+        {"id": "hello", "kind": "email", "subject": "Hello {{ lead.first_name }}", "body": "Hi", "next": "month"},
+        {"id": "month", "kind": "wait", "duration": "30d", "next": "again"},
+        {"id": "again", "kind": "email", "subject": "A month later", "body": "Hi again"},
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Nurture:
+    def __init__(self, data_dir: Path) -> None:
+        self.env = {**os.environ, "NURTURE_DATA_DIR": str(data_dir), "NURTURE_WEB_PORT": str(free_port()),
+                    "NURTURE_TEMPORAL_PORT": str(free_port()), "NURTURE_TEMPORAL_UI_PORT": str(free_port())}
+        self.url = f"http://127.0.0.1:{self.env['NURTURE_WEB_PORT']}"
+        self.log = data_dir.parent / "nurture-up.log"
+
+    def start(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "nurture.cli", "up"], env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        proc.kill()
+        pytest.fail(f"nurture up did not become healthy:\n{self.log.read_text()}")
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+@pytest.fixture
+def nurture(tmp_path: Path) -> Iterator[Nurture]:
+    yield Nurture(tmp_path / "data")
+
+
+def wait_for(predicate: object, seconds: float = 20) -> object:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()  # type: ignore[operator]
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail("condition not met in time")
+
+
+def test_up_runs_everything_and_a_waiting_lead_survives_a_restart(nurture: Nurture) -> None:
+    proc = nurture.start()
+    try:
+        assert httpx.post(f"{nurture.url}/api/care-models", json=MODEL).status_code == 201
+        lead = {"id": "lead-1", "email": "ada@example.com", "attributes": {"first_name": "Ada"}}
+        assert httpx.put(f"{nurture.url}/api/leads/lead-1", json=lead).status_code == 200
+        enrolled = httpx.post(f"{nurture.url}/api/care-models/slow-drip/enrolments", json={"lead_id": "lead-1"})
+        assert enrolled.json()["status"] == "started"
+        where = wait_for(lambda: [w for w in httpx.get(f"{nurture.url}/api/leads/lead-1/where").json()
+                                  if w["step"] == "month"])
+        assert where[0]["state"] == "waiting"  # type: ignore[index]
+    finally:
+        nurture.stop(proc)
+
+    data = Path(nurture.env["NURTURE_DATA_DIR"])
+    assert (data / "temporal.db").stat().st_size > 0 and (data / "nurture.db").exists()
+
+    proc = nurture.start()
+    try:
+        where = httpx.get(f"{nurture.url}/api/leads/lead-1/where").json()
+        assert [(w["step"], w["state"]) for w in where] == [("month", "waiting")]
+        journey = httpx.get(f"{nurture.url}/api/leads/lead-1/journey").json()
+        assert [(d["step"], d["status"], d["payload"]["subject"]) for d in journey["deliveries"]] == [
+            ("hello", "dry_run", "Hello Ada")]
+    finally:
+        nurture.stop(proc)
