@@ -6,7 +6,7 @@ import contextlib
 import textwrap
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from engine.lead import LeadEvent, LeadState
 from engine.validator import load_or_raise
 from nurture.store import Store
 from nurture.tables import CareModelVersion
+from tests.postgres import PostgresServer
 from workflows.care_model_run import CareModelRun
 from workflows.client import Enrolled, Ingested, enrol, ingest, snapshot
 from workflows.simulate import _quiet_runtime, test_server_path
@@ -101,9 +102,24 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Every run and API test runs on both databases Nurture supports."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'nurture.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    store = Store.open(url)
+    yield store
+    store.engine.dispose()
 
 
 async def _harness(env: WorkflowEnvironment, store: Store, interceptors: list[Interceptor]) -> AsyncIterator[Harness]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -49,31 +50,32 @@ async def test_publishing_validates_and_versions(api: httpx.AsyncClient) -> None
 
 async def test_enrol_events_where_and_journey(api: httpx.AsyncClient, nurture: Harness) -> None:
     await api.post("/api/care-models", json=example("customer-cross-sell.yaml"))
-    lead = {"id": "acme-alan", "email": "alan@acme.test", "timezone": "Europe/London", "stage": "customer",
+    alan = f"alan-{uuid.uuid4().hex[:8]}"  # workflow ids outlive a test's database on the shared test server
+    lead = {"id": alan, "email": "alan@acme.test", "timezone": "Europe/London", "stage": "customer",
             "attributes": {"plan": "team", "first_name": "Alan"}}
-    assert (await api.put("/api/leads/acme-alan", json=lead)).status_code == 200
+    assert (await api.put(f"/api/leads/{alan}", json=lead)).status_code == 200
 
-    enrolled = await api.post("/api/care-models/customer-cross-sell/enrolments", json={"lead_id": "acme-alan"})
-    assert enrolled.json() == {"status": "started", "workflow_id": "nurture/customer-cross-sell/acme-alan",
+    enrolled = await api.post("/api/care-models/customer-cross-sell/enrolments", json={"lead_id": alan})
+    assert enrolled.json() == {"status": "started", "workflow_id": f"nurture/customer-cross-sell/{alan}",
                                "reason": ""}
-    again = await api.post("/api/care-models/customer-cross-sell/enrolments", json={"lead_id": "acme-alan"})
+    again = await api.post("/api/care-models/customer-cross-sell/enrolments", json={"lead_id": alan})
     assert again.json()["status"] == "not_eligible"
 
     await nurture.days(5)
-    where = (await api.get("/api/leads/acme-alan/where")).json()
+    where = (await api.get(f"/api/leads/{alan}/where")).json()
     assert [(w["care_model"], w["step"], w["state"]) for w in where] == [
         ("customer-cross-sell", "await-pricing", "waiting_for_event")]
 
-    event = {"id": "evt-1", "lead_id": "acme-alan", "type": "page.visited", "data": {"page": "/pricing/analytics"}}
+    event = {"id": "evt-1", "lead_id": alan, "type": "page.visited", "data": {"page": "/pricing/analytics"}}
     first = (await api.post("/api/events", json=event)).json()
     second = (await api.post("/api/events", json=event)).json()
-    assert first["new"] and first["signalled"] == ["nurture/customer-cross-sell/acme-alan"]
+    assert first["new"] and first["signalled"] == [f"nurture/customer-cross-sell/{alan}"]
     assert not second["new"]
     await nurture.days(1)
-    where = (await api.get("/api/leads/acme-alan/where")).json()
+    where = (await api.get(f"/api/leads/{alan}/where")).json()
     assert [(w["step"], w["state"]) for w in where] == [("to-owner", "awaiting_sales")]
 
-    journey = (await api.get("/api/leads/acme-alan/journey")).json()
+    journey = (await api.get(f"/api/leads/{alan}/journey")).json()
     assert [e["type"] for e in journey["events"]] == ["page.visited"]
     assert [s["step"] for s in journey["steps"]][:2] == ["tag", "announce"]
     assert {d["channel"] for d in journey["deliveries"]} == {"crm", "email", "webhook"}

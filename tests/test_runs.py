@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -267,7 +268,8 @@ steps:
 async def test_split_assignment_is_sticky_per_lead(nurture: Harness) -> None:
     version = nurture.publish(SPLIT)
     plan = plan_from_dict(version.plan)
-    leads = [nurture.lead(f"split-lead-{i}") for i in range(12)]
+    run = uuid.uuid4().hex[:6]
+    leads = [nurture.lead(f"split-{run}-{i}") for i in range(12)]
     for lead in leads:
         _, handle = await nurture.enrol(version, lead)
         await nurture.finish(handle)

@@ -59,7 +59,9 @@ class Activities:
             row = s.get(OutboxRow, d.key)
             if row is not None and row.status in DONE:
                 return DeliveryResult(row.status, row.reason, row.external_id)
-            lead = s.get(Lead, d.lead.id) if row is None else None
+            # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises): no two runs of one lead
+            # can both read the cap as not yet reached.
+            lead = s.get(Lead, d.lead.id, with_for_update=True) if row is None else None
             reason = self._blocked(s, d, channel, lead) if row is None else ""
             try:
                 message = self._message(d, channel)

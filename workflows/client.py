@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -63,7 +63,10 @@ async def enrol(client: Client, store: Store, version: CareModelVersion, lead: L
             start_signal="event" if trigger else None, start_signal_args=[trigger] if trigger else [],
         )
     except WorkflowAlreadyStartedError:
-        return Enrolled("already_running", wid)
+        described = await client.get_workflow_handle(wid).describe()
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            return Enrolled("already_running", wid)
+        return Enrolled("not_eligible", wid, "enrolled before and re-enrolment is 'never'")
     store.enrolment_started(enrolment_row(wid, handle.result_run_id or "", plan.care_model, plan.version, lead.id))
     return Enrolled("started", wid)
 

@@ -1,0 +1,16 @@
+# The two commands: `make run` starts Nurture on this machine; `make test` runs every test.
+.PHONY: run test lint bench
+
+run:
+	@scripts/setup
+	.venv/bin/nurture up
+
+test:
+	@scripts/setup --test
+	.venv/bin/ruff check .
+	.venv/bin/pytest
+
+bench:
+	@scripts/setup
+	.venv/bin/python bench/enrolments.py
+	.venv/bin/python bench/simulate.py
