@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -29,6 +31,9 @@ from nurture.tables import (
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Queuing threads here beats its busy handler, which sleeps for up
+        # to 100 ms between tries; PostgreSQL locks rows itself.
+        self._serial = threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -38,7 +43,7 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with self._serial, Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     def ping(self) -> None:

@@ -420,7 +420,8 @@ id: content
 name: Content
 start: missing
 steps:
-  - {id: missing, kind: email, subject: "Hi {{ lead.nickname }}!", body: "<b>{{ lead.company }}</b>", next: broken}
+  - {id: missing, kind: email, subject: "Hi {{ lead.nickname }}! {{ lead.company }}", body: "<b>{{ lead.company }}</b>",
+     next: broken}
   - {id: broken, kind: email, subject: "Oops", body: "{{ 1 // 0 }}", next: after}
   - {id: after, kind: email, subject: "Still here", body: b}
 """
@@ -428,11 +429,11 @@ steps:
 
 async def test_content_is_escaped_missing_fields_are_empty_and_broken_content_is_skipped(nurture: Harness) -> None:
     version = nurture.publish(CONTENT)
-    lead = nurture.lead(attributes={"company": "<script>alert(1)</script>"})
+    lead = nurture.lead(attributes={"company": "<script>alert(1)</script> & Co\r\nBcc: x@evil.test"})
     _, handle = await nurture.enrol(version, lead)
     assert (await nurture.finish(handle)).outcome == "completed"
     sent = nurture.channel.to(lead.id)
-    assert [m.subject for m in sent] == ["Hi !", "Still here"]
-    assert sent[0].body == "<b>&lt;script&gt;alert(1)&lt;/script&gt;</b>"
+    assert [m.subject for m in sent] == ["Hi ! <script>alert(1)</script> & Co Bcc: x@evil.test", "Still here"]
+    assert sent[0].body == "<b>&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co\r\nBcc: x@evil.test</b>"
     broken = next(o for o in nurture.store.outbox(lead.id) if o.step == "broken")
     assert broken.status == "skipped" and broken.reason.startswith("content error: step broken:")

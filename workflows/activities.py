@@ -98,11 +98,12 @@ class Activities:
         where = f"step {d.step}"
         match channel:
             case "email":
-                return Message(d.key, channel, d.lead.id, d.lead.email, render(spec["subject"], context, where),
+                return Message(d.key, channel, d.lead.id, d.lead.email,
+                               render(spec["subject"], context, where, html=False),
                                render(spec["body"], context, where), "send")
             case "social":
                 return Message(d.key, channel, d.lead.id, d.lead.attributes.get("linkedin", d.lead.id),
-                               body=render(spec["message"], context, where), action=spec["action"])
+                               body=render(spec["message"], context, where, html=False), action=spec["action"])
             case "crm":
                 return Message(d.key, channel, d.lead.id, d.lead.id, action=spec["action"], payload={
                     k: spec[k] for k in ("field", "value", "stage", "text") if spec.get(k) is not None})
