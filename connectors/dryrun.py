@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from connectors.base import Message, Receipt
+from connectors.base import BaseConnector, Message, Receipt
 
 
-class DryRunConnector:
+class DryRunConnector(BaseConnector):
     name = "dryrun"
+    channel = "any"
 
     def send(self, message: Message) -> Receipt:
         return Receipt(status="dry_run", external_id=f"dry-run:{message.key}",

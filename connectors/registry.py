@@ -1,24 +1,66 @@
-"""Connectors are found through the `nurture.connectors` entry point group, ours like anyone's."""
+"""Connectors are found through the `nurture.connectors` entry point group, ours like anyone's, and
+configured per channel in a YAML file (`connectors.yaml` by default)."""
 
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
 
-from connectors.base import Connector
+import yaml
+from pydantic import ValidationError
+
+from connectors.base import Connector, ConnectorContext, ConnectorError
+from connectors.dryrun import DryRunConnector
+from connectors.ratelimit import RateLimitedConnector
 
 GROUP = "nurture.connectors"
+CHANNELS = ("email", "social", "crm", "webhook")
 
 
 def available() -> dict[str, type]:
     return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
 
 
-def build(names: dict[str, str], dry_run: bool) -> dict[str, Connector]:
-    """Channel -> connector instance; in dry-run every channel goes to the dry-run connector."""
+def read_config(path: Path) -> dict[str, dict[str, Any]]:
+    """channel -> {"connector": name, ...settings}; an absent file configures nothing."""
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConnectorError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConnectorError(f"{path}: expected channels mapping to settings, e.g. email: {{connector: smtp, ...}}")
+    unknown = sorted(set(data) - set(CHANNELS))
+    if unknown:
+        raise ConnectorError(f"{path}: unknown channel(s) {unknown}; channels are {list(CHANNELS)}")
+    return data
+
+
+def build(config: dict[str, dict[str, Any]], context: ConnectorContext, dry_run: bool = False,
+          source: str = "connectors.yaml") -> dict[str, Connector]:
+    """One connector per channel; a channel left unconfigured (or everything, in dry-run) goes to dry-run."""
     found = available()
-    if dry_run:
-        return {channel: found["dryrun"]() for channel in names}
-    missing = {channel: name for channel, name in names.items() if name not in found}
-    if missing:
-        raise LookupError(f"connectors not installed: {missing}; installed: {sorted(found)}")
-    return {channel: found[name]() for channel, name in names.items()}
+    out: dict[str, Connector] = {}
+    for channel in CHANNELS:
+        settings = dict(config.get(channel) or {})
+        name = settings.pop("connector", None)
+        if dry_run or name is None:
+            out[channel] = DryRunConnector(DryRunConnector.Config(), context)
+            continue
+        if name not in found:
+            raise ConnectorError(f"{source}: {channel}: no connector named '{name}'; installed: {sorted(found)}")
+        cls = found[name]
+        if cls.channel not in (channel, "any"):
+            raise ConnectorError(f"{source}: {channel}: connector '{name}' is for the {cls.channel} channel")
+        try:
+            settings_model = cls.Config.model_validate(settings)
+        except ValidationError as exc:
+            problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+            raise ConnectorError(f"{source}: {channel} ({name}): {problems}") from None
+        connector: Connector = cls(settings_model, context)
+        if settings_model.rate_per_minute:
+            connector = RateLimitedConnector(connector, settings_model.rate_per_minute)  # type: ignore[assignment]
+        out[channel] = connector
+    return out

@@ -40,11 +40,11 @@ def compile_document(doc: CareModelDocument, version: int = 0, known_models: set
     settings = {
         "entry": None if s.entry is None else {
             "event": s.entry.event, "where": dict(s.entry.where),
-            "when": _condition(s.entry.when) if s.entry.when else None,
+            "when": compile_condition(s.entry.when) if s.entry.when else None,
         },
         "reenrol": s.reenrol,
-        "goals": [{"name": g.name, "when": _condition(g.when)} for g in s.goals],
-        "exit_when": [{"name": g.name, "when": _condition(g.when)} for g in s.exit_when],
+        "goals": [{"name": g.name, "when": compile_condition(g.when)} for g in s.goals],
+        "exit_when": [{"name": g.name, "when": compile_condition(g.when)} for g in s.exit_when],
         "send_window": None if s.send_window is None else {
             "start_minute": _minute(s.send_window.start), "end_minute": _minute(s.send_window.end),
             "days": [WEEKDAYS.index(d) for d in s.send_window.days],
@@ -90,7 +90,7 @@ def _step(step: Any) -> dict[str, Any]:
         case "wait_event":
             out |= {"event": step.event, "where": dict(step.where), "timeout_seconds": parse_duration(step.timeout)}
         case "branch":
-            out["cases"] = [{"label": c.label or f"case {i + 1}", "when": _condition(c.when), "next": c.next}
+            out["cases"] = [{"label": c.label or f"case {i + 1}", "when": compile_condition(c.when), "next": c.next}
                             for i, c in enumerate(step.cases)]
         case "split":
             out |= {"variants": [{"name": v.name, "weight": v.weight, "next": v.next} for v in step.variants],
@@ -106,7 +106,7 @@ def _step(step: Any) -> dict[str, Any]:
     return out
 
 
-def _condition(cond: Any) -> dict[str, Any]:
+def compile_condition(cond: Any) -> dict[str, Any]:
     data = cond.model_dump(mode="json")
     return _normalise(data)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlmodel import SQLModel
 
 from nurture import tables
@@ -44,8 +44,26 @@ def _v1_initial(engine: Engine) -> None:
     )])
 
 
-# Append only: each entry runs once per database, in order, and is never edited after release.
-MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial]
+def _add_column(engine: Engine, table: str, column: str, ddl: str) -> None:
+    if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
+        with engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+
+
+def _v2_channels_and_sales(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in (  # type: ignore[attr-defined]
+        tables.StageChange, tables.Rep, tables.RoundRobin, tables.CrmTask, tables.CrmNote,
+        tables.ScoringModelVersion,
+    )])
+    _add_column(engine, "leads", "bounced", "BOOLEAN NOT NULL DEFAULT false")
+    _add_column(engine, "leads", "owner", "VARCHAR NOT NULL DEFAULT ''")
+    _add_column(engine, "handovers", "rep_id", "VARCHAR NOT NULL DEFAULT ''")
+    _add_column(engine, "handovers", "routed_by", "VARCHAR NOT NULL DEFAULT ''")
+
+
+# Append only: each entry runs once per database, in order, and is never edited after release. Version 1
+# creates tables from the models of its day, so later steps add what is missing rather than assume.
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales]
 
 
 def migrate(engine: Engine) -> int:

@@ -36,6 +36,8 @@ class Lead(SQLModel, table=True):
     engagement: float = 0.0
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     unsubscribed: bool = False
+    bounced: bool = False
+    owner: str = ""  # the account owner's rep id, for account-owner routing
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -115,3 +117,57 @@ class Handover(SQLModel, table=True):
     opened_at: float
     due_at: float
     closed_at: float | None = None
+    rep_id: str = ""
+    routed_by: str = ""
+
+
+class StageChange(SQLModel, table=True):
+    __tablename__ = "stage_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: str = Field(index=True)
+    from_stage: str
+    to_stage: str
+    at: float
+    reason: str = ""
+
+
+class Rep(SQLModel, table=True):
+    __tablename__ = "reps"
+    id: str = Field(primary_key=True)
+    name: str
+    email: str
+    team: str = Field(index=True)
+    territories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    manager: bool = False
+    active: bool = True
+
+
+class RoundRobin(SQLModel, table=True):
+    __tablename__ = "round_robin"
+    team: str = Field(primary_key=True)
+    turns: int = 0
+
+
+class CrmTask(SQLModel, table=True):
+    __tablename__ = "crm_tasks"
+    key: str = Field(primary_key=True)
+    lead_id: str = Field(index=True)
+    owner: str = ""
+    text: str
+    status: str = "open"
+    at: float
+
+
+class CrmNote(SQLModel, table=True):
+    __tablename__ = "crm_notes"
+    key: str = Field(primary_key=True)
+    lead_id: str = Field(index=True)
+    text: str
+    at: float
+
+
+class ScoringModelVersion(SQLModel, table=True):
+    __tablename__ = "scoring_models"
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    published_at: datetime = Field(default_factory=utcnow)

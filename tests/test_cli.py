@@ -82,7 +82,8 @@ def test_executive_nurture_hands_over_and_sales_accepts(capsys: pytest.CaptureFi
     assert ("hot", "took 'sales-ready'") in steps
     assert ("to-sales", "accepted") in steps
     assert result["outcome"] == "exit:accepted by sales"
-    assert [d["channel"] for d in result["deliveries"]] == ["email", "social", "crm"]
+    assert [(d["step"], d["channel"]) for d in result["deliveries"]] == [
+        ("intro", "email"), ("connect", "social"), ("to-sales", "crm"), ("accepted", "crm")]
 
 
 def test_cross_sell_routes_a_pricing_visit_to_the_account_owner(capsys: pytest.CaptureFixture[str]) -> None:

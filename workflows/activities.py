@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import func, select
+from sqlmodel import Session, func, select
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
-from connectors.base import Connector, Message
+from connectors.base import Connector, ConnectorError, Message, RateLimited
 from engine.content import ContentError, lead_context, render
 from engine.durations import format_duration
-from nurture.store import Store
-from nurture.tables import Enrolment, Handover, JourneyRow, Lead, OutboxRow, ScoreChangeRow
+from engine.tracking import compose_email
+from nurture.store import LifecycleError, SalesStore, Store
+from nurture.tables import Enrolment, Handover, JourneyRow, Lead, OutboxRow, Rep, ScoreChangeRow
 from workflows.messages import (
     TASK_QUEUE,
     Delivery,
     DeliveryResult,
     EnrolmentEnd,
     HandoverClosed,
+    HandoverOpened,
     HandoverRequest,
     JourneyBatch,
     MoveRequest,
@@ -27,61 +32,83 @@ from workflows.messages import (
 
 # Channels that reach the lead themselves: consent and frequency caps apply to these.
 CONSENTED_CHANNELS = frozenset({"email", "social"})
-DONE = frozenset({"sent", "dry_run", "skipped"})
+DONE = frozenset({"sent", "dry_run", "skipped", "bounced"})
 
 
 class Activities:
     def __init__(self, store: Store, connectors: dict[str, Connector], client: Client | None = None,
-                 dry_run: bool = False, task_queue: str = TASK_QUEUE) -> None:
+                 dry_run: bool = False, task_queue: str = TASK_QUEUE, public_url: str = "http://127.0.0.1:8000",
+                 secret: bytes = b"nurture-development-secret") -> None:
         self.store = store
+        self.sales = SalesStore(store)
         self.connectors = connectors
         self.client = client
         self.dry_run = dry_run
         self.task_queue = task_queue
+        self.public_url = public_url
+        self.secret = secret
 
-    @activity.defn(name="deliver")
-    def deliver(self, d: Delivery) -> DeliveryResult:
-        spec = d.step_spec
-        channel = spec["kind"]
-        claimed = self._claim(d, channel)
-        if isinstance(claimed, DeliveryResult):
-            return claimed
-        receipt = self._connector(channel).send(claimed)
-        with self.store.session() as s:
-            row = s.get(OutboxRow, d.key)
-            row.status, row.external_id, row.reason = receipt.status, receipt.external_id, receipt.detail
-            s.add(row)
-        return DeliveryResult(receipt.status, receipt.detail, receipt.external_id)
+    # --- the outbox: at most one effect per key ------------------------------------------------------------
 
-    def _claim(self, d: Delivery, channel: str) -> Message | DeliveryResult:
-        """Inside one write transaction: the outbox row decides whether this effect may go out at all."""
+    def _once(self, key: str, lead_id: str, care_model: str, step: str, channel: str, at: float,
+              message: Callable[[], Message], blocked: Callable[[Session, Lead | None], str]) -> DeliveryResult:
+        """Claims the key in one write transaction (where consent and caps are checked), then sends."""
         with self.store.session() as s:
-            row = s.get(OutboxRow, d.key)
+            row = s.get(OutboxRow, key)
             if row is not None and row.status in DONE:
                 return DeliveryResult(row.status, row.reason, row.external_id)
             # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises): no two runs of one lead
             # can both read the cap as not yet reached.
-            lead = s.get(Lead, d.lead.id, with_for_update=True) if row is None else None
-            reason = self._blocked(s, d, channel, lead) if row is None else ""
+            lead = s.get(Lead, lead_id, with_for_update=True)
+            reason = blocked(s, lead) if row is None else ""
             try:
-                message = self._message(d, channel)
+                built = message()
             except ContentError as exc:  # retrying cannot fix content: record why and let the lead move on
-                message, reason = Message(d.key, channel, d.lead.id, ""), f"content error: {exc}"
+                built, reason = Message(key, channel, lead_id, ""), f"content error: {exc}"
             if row is None:
-                row = OutboxRow(key=d.key, lead_id=d.lead.id, care_model=d.care_model, step=d.step,
-                                channel=channel, connector=d.step_spec["connector"],
-                                status="skipped" if reason else "sending", reason=reason, at=d.at,
-                                payload={"to": message.to, "subject": message.subject, "action": message.action})
+                row = OutboxRow(key=key, lead_id=lead_id, care_model=care_model, step=step, channel=channel,
+                                connector=getattr(self.connectors.get(channel), "name", ""),
+                                status="skipped" if reason else "sending", reason=reason, at=at,
+                                payload={"to": built.to, "subject": built.subject, "action": built.action})
                 s.add(row)
             if reason:
                 return DeliveryResult("skipped", reason)
-        return message
+        try:
+            receipt = self._connector(channel).send(built)
+        except RateLimited as exc:
+            raise ApplicationError(str(exc), type="RateLimited",
+                                   next_retry_delay=timedelta(seconds=exc.retry_after)) from None
+        except ConnectorError as exc:
+            raise ApplicationError(str(exc), type="ConnectorError") from None
+        with self.store.session() as s:
+            row = s.get(OutboxRow, key)
+            row.status, row.external_id, row.reason = receipt.status, receipt.external_id, receipt.detail
+            s.add(row)
+            if receipt.status == "bounced" and channel == "email":
+                bounced = s.get(Lead, lead_id)
+                if bounced is not None:
+                    bounced.bounced = True
+                    s.add(bounced)
+        return DeliveryResult(receipt.status, receipt.detail, receipt.external_id)
 
-    def _blocked(self, s: Any, d: Delivery, channel: str, lead: Any) -> str:
+    def _connector(self, channel: str) -> Connector:
+        if channel not in self.connectors:
+            raise ApplicationError(f"no connector configured for channel '{channel}'", non_retryable=True)
+        return self.connectors[channel]
+
+    @activity.defn(name="deliver")
+    def deliver(self, d: Delivery) -> DeliveryResult:
+        channel = d.step_spec["kind"]
+        return self._once(d.key, d.lead.id, d.care_model, d.step, channel, d.at,
+                          lambda: self._message(d, channel), lambda s, lead: self._blocked(s, d, channel, lead))
+
+    def _blocked(self, s: Session, d: Delivery, channel: str, lead: Lead | None) -> str:
         if channel not in CONSENTED_CHANNELS:
             return ""
         if lead is not None and lead.unsubscribed:
             return "lead has unsubscribed"
+        if lead is not None and lead.bounced and channel == "email":
+            return "email address bounced"
         cap = d.frequency_cap
         if cap and channel in cap["channels"]:
             since = d.at - cap["per_seconds"]
@@ -98,23 +125,24 @@ class Activities:
         where = f"step {d.step}"
         match channel:
             case "email":
+                html, text, headers = compose_email(render(spec["body"], context, where), d.key, d.lead.id,
+                                                    self.public_url, self.secret)
                 return Message(d.key, channel, d.lead.id, d.lead.email,
-                               render(spec["subject"], context, where, html=False),
-                               render(spec["body"], context, where), "send")
+                               render(spec["subject"], context, where, html=False), html, "send",
+                               text=text, headers=headers)
             case "social":
-                return Message(d.key, channel, d.lead.id, d.lead.attributes.get("linkedin", d.lead.id),
-                               body=render(spec["message"], context, where, html=False), action=spec["action"])
+                return Message(d.key, channel, d.lead.id, str(d.lead.attributes.get("linkedin", "")),
+                               body=render(spec["message"], context, where, html=False), action=spec["action"],
+                               payload={"post": d.lead.attributes.get("linkedin_post")})
             case "crm":
-                return Message(d.key, channel, d.lead.id, d.lead.id, action=spec["action"], payload={
-                    k: spec[k] for k in ("field", "value", "stage", "text") if spec.get(k) is not None})
+                return Message(d.key, channel, d.lead.id, d.lead.email, action=spec["action"], payload={
+                    "email": d.lead.email,
+                    **{k: spec[k] for k in ("field", "value", "stage", "text") if spec.get(k) is not None}})
             case _:
                 return Message(d.key, channel, d.lead.id, spec["url"], action="post",
                                payload={"lead": context["lead"], **spec["payload"]})
 
-    def _connector(self, channel: str) -> Connector:
-        if channel not in self.connectors:
-            raise LookupError(f"no connector configured for channel '{channel}'")
-        return self.connectors[channel]
+    # --- scores, journey, enrolments -----------------------------------------------------------------------
 
     @activity.defn(name="adjust_score")
     def adjust_score(self, c: ScoreChange) -> bool:
@@ -129,21 +157,6 @@ class Activities:
                        outcome=e.outcome, why=e.why)
             for e in b.entries
         ])
-
-    @activity.defn(name="open_handover")
-    def open_handover(self, h: HandoverRequest) -> None:
-        with self.store.session() as s:
-            if s.get(Handover, h.key) is None:
-                s.add(Handover(key=h.key, lead_id=h.lead_id, care_model=h.care_model, step=h.step, team=h.team,
-                               routing=h.routing, note=h.note, opened_at=h.at, due_at=h.due))
-
-    @activity.defn(name="close_handover")
-    def close_handover(self, h: HandoverClosed) -> None:
-        with self.store.session() as s:
-            row = s.get(Handover, h.key)
-            if row is not None and row.status == "open":
-                row.status, row.reason, row.closed_at = h.outcome, h.reason, h.at
-                s.add(row)
 
     @activity.defn(name="move_lead")
     async def move_lead(self, m: MoveRequest) -> str:
@@ -161,6 +174,65 @@ class Activities:
     @activity.defn(name="finish_enrolment")
     def finish_enrolment(self, e: EnrolmentEnd) -> None:
         self.store.enrolment_finished(e.enrolment, e.outcome, e.at)
+
+    # --- the sales handover --------------------------------------------------------------------------------
+
+    @activity.defn(name="open_handover")
+    def open_handover(self, h: HandoverRequest) -> HandoverOpened:
+        """Routes to a rep, records the handover, creates the CRM task and tells the rep. Each part once."""
+        with self.store.session() as s:
+            existing = s.get(Handover, h.key)
+        if existing is None:
+            lead = self.store.get_lead(h.lead_id) or Lead(id=h.lead_id)
+            rep, how = self.sales.route(h.team, h.routing, lead)
+            with self.store.session() as s:
+                if s.get(Handover, h.key) is None:
+                    s.add(Handover(key=h.key, lead_id=h.lead_id, care_model=h.care_model, step=h.step, team=h.team,
+                                   routing=h.routing, note=h.note, opened_at=h.at, due_at=h.due,
+                                   rep_id=rep.id if rep else "", routed_by=how))
+        with self.store.session() as s:
+            handover = s.get(Handover, h.key)
+            rep = s.get(Rep, handover.rep_id) if handover.rep_id else None
+        due = datetime.fromtimestamp(h.due, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text = f"Follow up lead {h.lead_id} ({h.care_model}): accept or reject by {due}. {h.note}".strip()
+        self._internal(f"{h.key}/task", h, "crm", Message(f"{h.key}/task", "crm", h.lead_id, "", action="create_task",
+                                                          payload={"text": text, "owner": rep.id if rep else ""}))
+        if rep is not None:
+            inbox = f"{self.public_url.rstrip('/')}/inbox?rep={rep.id}"
+            self._internal(f"{h.key}/notify", h, "email", Message(
+                f"{h.key}/notify", "email", h.lead_id, rep.email, f"New lead for you: {h.lead_id}",
+                f"<p>{text}</p><p><a href=\"{inbox}\">Open your inbox</a></p>", "send",
+                text=f"{text}\n\nOpen your inbox: {inbox}\n"))
+        return HandoverOpened(handover.rep_id, handover.routed_by)
+
+    def _internal(self, key: str, h: HandoverRequest | HandoverClosed, channel: str, message: Message) -> None:
+        """Messages to our own people: no consent or caps, but still at most once per key."""
+        self._once(key, message.lead_id, getattr(h, "care_model", ""), getattr(h, "step", "handover"), channel,
+                   h.at, lambda: message, lambda s, lead: "")
+
+    @activity.defn(name="close_handover")
+    def close_handover(self, h: HandoverClosed) -> None:
+        with self.store.session() as s:
+            row = s.get(Handover, h.key)
+            if row is not None and row.status == "open":
+                row.status, row.reason, row.closed_at = h.outcome, h.reason, h.at
+                s.add(row)
+        if row is None:
+            return
+        try:
+            if h.outcome == "accepted":
+                self.sales.set_stage(row.lead_id, "sal", f"handover accepted: {h.reason}", h.at)
+            elif h.outcome == "rejected":
+                self.sales.set_stage(row.lead_id, "prospect", f"recycled by sales: {h.reason}", h.at, recycle=True)
+        except LifecycleError:
+            pass  # a lead already further along (say, a customer) keeps its stage
+        if h.outcome == "expired":
+            for manager in self.sales.managers(row.team):
+                self._internal(f"{h.key}/escalate/{manager.id}", h, "email", Message(
+                    f"{h.key}/escalate/{manager.id}", "email", row.lead_id, manager.email,
+                    f"Handover SLA missed: {row.lead_id}",
+                    f"<p>No one accepted or rejected lead {row.lead_id} (rep {row.rep_id or 'unassigned'}) "
+                    f"in time.</p>", "send", text=f"No decision on lead {row.lead_id} in time.\n"))
 
     def all(self) -> list[Any]:
         return [self.deliver, self.adjust_score, self.record_journey, self.open_handover, self.close_handover,

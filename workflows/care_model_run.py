@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         DeliveryResult,
         EnrolmentEnd,
         HandoverClosed,
+        HandoverOpened,
         HandoverRequest,
         JourneyBatch,
         JourneyEntry,
@@ -53,6 +54,7 @@ class CareModelRun:
         self.awaiting: tuple[str, dict[str, Any]] | None = None
         self.matched: LeadEvent | None = None
         self.decision: tuple[str, str] | None = None
+        self.handover: str | None = None
         self.unflushed: list[JourneyEntry] = []
         self.inbox: list[LeadEvent] = []
 
@@ -72,7 +74,7 @@ class CareModelRun:
         self.lead.remember(event)
         if event.type == "lead.updated":
             self.lead.apply_update(event.data)
-        if event.type in DECISIONS:
+        if event.type in DECISIONS and self.handover and event.data.get("handover", self.handover) == self.handover:
             self.decision = (DECISIONS[event.type], str(event.data.get("reason", "")))
         if self.awaiting and event_matches(event.type, event.data, *self.awaiting):
             self.matched = event
@@ -220,14 +222,15 @@ class CareModelRun:
         key = self._key(step_id)
         now = self._now()
         due = now + step["sla_seconds"]
-        self.decision = None
-        await workflow.execute_activity(
+        self.decision, self.handover = None, key
+        opened: HandoverOpened | None = await workflow.execute_activity(
             "open_handover",
             HandoverRequest(key, self.lead.id, self.plan.care_model, step_id, step["team"], step["routing"],
                             step["note"], now, due),
-            **_EFFECT,
+            result_type=HandoverOpened, **_EFFECT,
         )
-        self._note(step_id, "handover", f"handed to {step['team']}", f"SLA {format_duration(step['sla_seconds'])}")
+        to = f" → {opened.rep_id} ({opened.routed_by})" if opened and opened.rep_id else ""
+        self._note(step_id, "handover", f"handed to {step['team']}{to}", f"SLA {format_duration(step['sla_seconds'])}")
         try:
             await self._sleep_until(due, "awaiting_sales", f"handover {key}", lambda: self.decision is not None)
         except _Stop:
@@ -236,7 +239,7 @@ class CareModelRun:
             )
             raise
         outcome, reason = self.decision or ("expired", "SLA passed without a decision")
-        self.decision = None
+        self.decision, self.handover = None, None
         await workflow.execute_activity(
             "close_handover", HandoverClosed(key, outcome, reason, self._now()), **_EFFECT,
         )

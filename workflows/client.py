@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 
 from engine.conditions import evaluate, event_matches
 from engine.lead import MAX_EVENTS, LeadEvent, LeadState
+from nurture.scores import rescore
 from nurture.store import Store, lead_state, plan_from_dict
 from nurture.tables import CareModelVersion
 from workflows.activities import enrolment_row
@@ -31,6 +32,7 @@ class Ingested:
     new: bool
     signalled: list[str] = field(default_factory=list)
     enrolled: list[str] = field(default_factory=list)
+    staged: list[str] = field(default_factory=list)
 
 
 _REUSE = {"never": WorkflowIDReusePolicy.REJECT_DUPLICATE, "after_exit": WorkflowIDReusePolicy.ALLOW_DUPLICATE}
@@ -73,27 +75,44 @@ async def enrol(client: Client, store: Store, version: CareModelVersion, lead: L
 
 async def ingest(client: Client, store: Store, lead_id: str, event: LeadEvent,
                  task_queue: str = TASK_QUEUE) -> Ingested:
-    """Store the event on the lead's timeline, start entry-rule enrolments, and signal running runs."""
+    """Store the event on the lead's timeline, rescore, start entry-rule enrolments, and signal running runs."""
     if store.get_lead(lead_id) is None:
         store.upsert_lead(LeadState(id=lead_id, email=str(event.data.get("email", ""))))
     if not store.record_event(event, lead_id):
         return Ingested(new=False)
     result = Ingested(new=True)
     lead = snapshot(store, lead_id)
+    rescored = rescore(store, lead, event.at)
     for version in store.latest_versions():
         entry = version.plan["settings"].get("entry") or {}
         if entry.get("event") and event_matches(event.type, event.data, entry["event"], entry.get("where", {})):
             enrolled = await enrol(client, store, version, lead, trigger=event, task_queue=task_queue)
             if enrolled.status in ("started", "already_running"):
                 result.enrolled.append(enrolled.workflow_id)
+    signals = [event]
+    if rescored is not None and (rescored.changed or rescored.moves):
+        signals.append(LeadEvent(f"{event.id}/scores", "lead.updated", event.at,
+                                 {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage}))
     for enrolment in store.enrolments(lead_id=lead_id, running=True):
         if enrolment.workflow_id in result.enrolled:
             continue
+        handle = client.get_workflow_handle(enrolment.workflow_id)
         try:
-            await client.get_workflow_handle(enrolment.workflow_id).signal(CareModelRun.on_event, event)
+            for signal in signals:
+                await handle.signal(CareModelRun.on_event, signal)
             result.signalled.append(enrolment.workflow_id)
         except RPCError:
             pass  # the run ended between our read and the signal; its end is recorded by the run itself
+    for old, new, why, models in (rescored.moves if rescored else []):
+        moved = LeadEvent(f"{event.id}/stage/{new}", "lead.stage_changed", event.at,
+                          {"from": old, "to": new, "why": why})
+        result.staged.append(new)
+        await ingest(client, store, lead_id, moved, task_queue)
+        for care_model in models:
+            version = store.latest(care_model)
+            if version is not None:
+                enrolled = await enrol(client, store, version, snapshot(store, lead_id), task_queue=task_queue)
+                result.enrolled.append(enrolled.workflow_id)
     return result
 
 

@@ -119,6 +119,12 @@ class HandoverRequest:
 
 
 @dataclass
+class HandoverOpened:
+    rep_id: str
+    routed_by: str
+
+
+@dataclass
 class HandoverClosed:
     key: str
     outcome: str

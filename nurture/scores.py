@@ -1,0 +1,64 @@
+"""Keeps each lead's scores current under the published scoring model, and moves stages at thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.lead import LeadState
+from engine.lifecycle import stage_rank
+from engine.scoring import ScoreCard, ScoringModel, reached, score
+from nurture.store import LifecycleError, SalesStore, Store
+from nurture.tables import Lead
+
+
+@dataclass
+class Rescored:
+    card: ScoreCard
+    changed: bool
+    moves: list[tuple[str, str, str, list[str]]] = field(default_factory=list)  # (from, to, why, enrol)
+
+
+def current_model(store: Store) -> tuple[int, ScoringModel] | None:
+    row = SalesStore(store).scoring_model()
+    return (row.version, ScoringModel.model_validate(row.document)) if row else None
+
+
+def rescore(store: Store, lead: LeadState, now: float) -> Rescored | None:
+    """None when no scoring model is published: scores then stay as integrators set them."""
+    published = current_model(store)
+    if published is None:
+        return None
+    _, model = published
+    sales = SalesStore(store)
+    adjustments = [(a.score, a.delta, a.reason) for a in sales.adjustments(lead.id)]
+    card = score(model, lead, now, adjustments)
+    with store.session() as s:
+        row = s.get(Lead, lead.id, with_for_update=True)
+        changed = row is not None and (row.fit, row.engagement) != (card.fit, card.engagement)
+        if changed:
+            row.fit, row.engagement = card.fit, card.engagement
+            s.add(row)
+    lead.fit, lead.engagement = card.fit, card.engagement
+    result = Rescored(card, changed)
+    for threshold, why in reached(model, lead, now):
+        if stage_rank(threshold.stage) <= stage_rank(lead.stage):
+            continue
+        try:
+            sales.set_stage(lead.id, threshold.stage, f"threshold: {why}", now)
+        except LifecycleError:
+            continue
+        result.moves.append((lead.stage, threshold.stage, why, list(threshold.enrol)))
+        lead.stage = threshold.stage
+    return result
+
+
+def explain(store: Store, lead: LeadState, now: float) -> dict:
+    published = current_model(store)
+    if published is None:
+        return {"model_version": None, "fit": lead.fit, "engagement": lead.engagement, "total": lead.total,
+                "persona": "", "contributions": [], "note": "no scoring model published; scores are set by API"}
+    version, model = published
+    adjustments = [(a.score, a.delta, a.reason) for a in SalesStore(store).adjustments(lead.id)]
+    card = score(model, lead, now, adjustments)
+    return {"model_version": version, "fit": card.fit, "engagement": card.engagement, "total": card.total,
+            "persona": card.persona, "contributions": [c.__dict__ for c in card.contributions]}
