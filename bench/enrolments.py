@@ -19,12 +19,13 @@ from temporalio import workflow
 from temporalio.client import Client
 
 from connectors.dryrun import DryRunConnector
+from connectors.registry import CHANNELS
 from engine.lead import LeadState
 from engine.validator import load_or_raise
 from nurture.services import temporal_cli
 from nurture.store import Store
 from workflows.client import enrol
-from workflows.worker import CHANNELS, make_worker
+from workflows.worker import make_worker
 
 MODEL = """
 id: bench

@@ -62,8 +62,8 @@ class SmtpConnector(BaseConnector):
             if c.username and c.password:
                 server.login(c.username, c.password.get_secret_value())
         except (OSError, smtplib.SMTPException) as exc:
-            raise ConnectorError(f"SMTP {c.host}:{c.port}: {type(exc).__name__}: {exc.args[0] if exc.args else ''}") \
-                from None
+            detail = getattr(exc, "strerror", None) or getattr(exc, "smtp_code", "") or ""
+            raise ConnectorError(f"SMTP {c.host}:{c.port}: {type(exc).__name__} {detail}".rstrip()) from None
         return server
 
     def verify(self) -> None:

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from designer import sales, tracking
+from designer.deps import send_event, temporal
+from designer.deps import store as store_of
+from designer.templating import TEMPLATES
 from engine.document import json_schema
-from engine.lead import LeadEvent, LeadIn
+from engine.lead import LeadIn
 from engine.validator import check
 from nurture.settings import Settings
 from nurture.store import Store
-from workflows.client import enrol, ingest, snapshot, where
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+from workflows.client import enrol, snapshot, where
 
 
 class EventIn(BaseModel):
@@ -52,29 +50,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         yield
 
     app = FastAPI(title="Nurture", version="0.1.0", lifespan=lifespan)
-    app.state.store, app.state.client = store, client
-
-    async def temporal(request: Request) -> Client:
-        if request.app.state.client is None:
-            try:
-                request.app.state.client = await asyncio.wait_for(
-                    Client.connect(settings.temporal_target, namespace=settings.temporal_namespace), 5)
-            except (RuntimeError, TimeoutError) as exc:
-                raise HTTPException(503, f"Temporal is not reachable at {settings.temporal_target}: {exc}") from None
-        return request.app.state.client
-
-    def db(request: Request) -> Store:
-        return request.app.state.store
+    app.state.settings, app.state.store, app.state.client, app.state.connectors = settings, store, client, None
+    app.include_router(tracking.router)
+    app.include_router(sales.router)
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, "index.html", {"models": db(request).latest_versions()})
+        return TEMPLATES.TemplateResponse(request, "index.html", {"models": store_of(request).latest_versions()})
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:
         report: dict[str, str] = {}
         try:
-            db(request).ping()
+            store_of(request).ping()
             report["db"] = "ok"
         except Exception as exc:
             report["db"] = f"error: {exc}"
@@ -101,7 +89,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         if doc is None or problems:
             return JSONResponse({"problems": [p.to_dict() for p in problems]}, status_code=422)
         try:
-            row = db(request).publish(doc)
+            row = store_of(request).publish(doc)
         except ValueError as exc:  # graph checks that need the other published models
             return JSONResponse({"problems": [p.to_dict() for p in getattr(exc, "problems", [])]}, status_code=422)
         return {"care_model": row.care_model, "version": row.version, "hash": row.hash}
@@ -109,11 +97,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     @app.get("/api/care-models")
     def list_models(request: Request) -> list[dict[str, Any]]:
         return [{"care_model": r.care_model, "name": r.name, "version": r.version, "hash": r.hash}
-                for r in db(request).latest_versions()]
+                for r in store_of(request).latest_versions()]
 
     @app.get("/api/care-models/{care_model}")
     def get_model(request: Request, care_model: str) -> dict[str, Any]:
-        row = db(request).latest(care_model)
+        row = store_of(request).latest(care_model)
         if row is None:
             raise HTTPException(404, f"care model '{care_model}' is not published")
         return row.model_dump(mode="json")
@@ -122,11 +110,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, Any]:
         if lead.id != lead_id:
             raise HTTPException(422, f"body id '{lead.id}' does not match the URL's '{lead_id}'")
-        return db(request).upsert_lead(lead.to_state(), lead.unsubscribed).model_dump(mode="json")
+        return store_of(request).upsert_lead(lead.to_state(), lead.unsubscribed).model_dump(mode="json")
 
     @app.post("/api/care-models/{care_model}/enrolments")
     async def enrol_lead(request: Request, care_model: str, body: EnrolIn) -> dict[str, Any]:
-        store = db(request)
+        store = store_of(request)
         version = store.latest(care_model)
         if version is None:
             raise HTTPException(404, f"care model '{care_model}' is not published")
@@ -138,23 +126,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
 
     @app.post("/api/events")
     async def post_event(request: Request, event: EventIn) -> dict[str, Any]:
-        lead_event = LeadEvent(event.id, event.type, event.at or time.time(), event.data)
-        result = await ingest(await temporal(request), db(request), event.lead_id, lead_event,
-                              task_queue=settings.task_queue)
-        return asdict(result)
+        return asdict(await send_event(request, event.lead_id, event.type, event.data, event.id, event.at))
 
     @app.get("/api/leads/{lead_id}/where")
     async def lead_where(request: Request, lead_id: str) -> list[dict[str, Any]]:
         client_ = await temporal(request)
         out = []
-        for enrolment in db(request).enrolments(lead_id=lead_id, running=True):
+        for enrolment in store_of(request).enrolments(lead_id=lead_id, running=True):
             with contextlib.suppress(RPCError):
                 out.append(asdict(await where(client_, enrolment.care_model, lead_id)))
         return out
 
     @app.get("/api/leads/{lead_id}/journey")
     def journey(request: Request, lead_id: str) -> dict[str, Any]:
-        store = db(request)
+        store = store_of(request)
         if store.get_lead(lead_id) is None:
             raise HTTPException(404, f"lead '{lead_id}' does not exist")
         return {

@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("publish", help="publish care-model documents as new versions")
     p.add_argument("paths", nargs="+", metavar="PATH")
     sub.add_parser("schema", help="print the care-model JSON Schema")
+    p = sub.add_parser("connectors", help="installed connectors and the channels configured for them")
+    p.add_argument("action", choices=["list", "verify"], help="list: what is installed; verify: check the config")
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
@@ -139,8 +141,44 @@ def _schema(_: argparse.Namespace) -> int:
     return 0
 
 
+def _connectors(args: argparse.Namespace) -> int:
+    from connectors.base import ConnectorError
+    from connectors.registry import available, read_config
+    from nurture.services import connectors_for
+    from nurture.store import Store
+
+    settings = Settings()
+    try:
+        configured = read_config(settings.connectors_file)
+    except ConnectorError as exc:
+        raise InputError(str(exc)) from None
+    if args.action == "list":
+        print(f"{'name':<13} {'channel':<8} {'configured for':<15} settings")
+        for name, cls in sorted(available().items()):
+            channels = ", ".join(c for c, cfg in configured.items() if cfg.get("connector") == name) or "-"
+            fields = ", ".join(f"{f}{'' if info.is_required() else '?'}" for f, info in cls.Config.model_fields.items())
+            print(f"{name:<13} {cls.channel:<8} {channels:<15} {fields}")
+        state = "found" if configured else "absent: every channel dry-run"
+        print(f"\nConfiguration: {settings.connectors_file} ({state})")
+        return 0
+    try:
+        built = connectors_for(settings, Store.open(settings.db_url))
+    except ConnectorError as exc:
+        raise InputError(str(exc)) from None
+    failed = 0
+    for channel, connector in built.items():
+        try:
+            connector.verify()
+            print(f"{channel:<8} {connector.name:<12} ok")
+        except ConnectorError as exc:
+            failed += 1
+            print(f"{channel:<8} {connector.name:<12} FAILED: {exc}")
+    return 1 if failed else 0
+
+
 _COMMANDS = {"up": _up, "worker": _worker, "web": _web, "validate": _validate, "simulate": _simulate,
-             "publish": _publish, "schema": _schema}
+             "publish": _publish, "schema": _schema,
+             "connectors": _connectors}
 
 if __name__ == "__main__":
     sys.exit(main())

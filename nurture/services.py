@@ -15,10 +15,11 @@ from pathlib import Path
 import uvicorn
 from temporalio.client import Client
 
-from connectors.registry import build
+from connectors.base import Connector, ConnectorContext
+from connectors.registry import build, read_config
 from nurture.settings import Settings
 from nurture.store import Store
-from workflows.worker import CHANNELS, make_worker
+from workflows.worker import make_worker
 
 
 def temporal_cli() -> str:
@@ -69,9 +70,15 @@ async def connect(settings: Settings, wait_seconds: float = 60) -> Client:
             await asyncio.sleep(0.5)
 
 
+def connectors_for(settings: Settings, store: Store) -> dict[str, Connector]:
+    context = ConnectorContext(public_url=settings.public_base, store=store)
+    return build(read_config(settings.connectors_file), context, dry_run=settings.dry_run,
+                 source=str(settings.connectors_file))
+
+
 async def run_worker(settings: Settings, store: Store, client: Client) -> None:
-    connectors = build(CHANNELS, dry_run=settings.dry_run)
-    worker = make_worker(client, store, connectors, dry_run=settings.dry_run, task_queue=settings.task_queue)
+    worker = make_worker(client, store, connectors_for(settings, store), dry_run=settings.dry_run,
+                         task_queue=settings.task_queue, public_url=settings.public_base, secret=settings.secret())
     await worker.run()
 
 

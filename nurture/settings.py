@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import cached_property
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,11 +22,30 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     task_queue: str = "nurture"
-    dry_run: bool = True
+    dry_run: bool = False
+    connectors_file: Path = Path("connectors.yaml")
+    public_url: str | None = None
+    secret_key: SecretStr | None = None
 
     @cached_property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'nurture.db'}"
+
+    @property
+    def public_base(self) -> str:
+        """Where people reach the web app: tracked links, unsubscribe and inbox links point here."""
+        return (self.public_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
+
+    def secret(self) -> bytes:
+        """Signs tracking and unsubscribe links; made once per data directory unless given."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
 
     @property
     def embedded_temporal(self) -> bool:

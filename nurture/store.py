@@ -113,6 +113,8 @@ class Store:
             lead = s.get(Lead, lead_id)
             if lead is not None and event.type == "lead.unsubscribed":
                 lead.unsubscribed = True
+            if lead is not None and event.type == "email.bounced" and event.data.get("hard"):
+                lead.bounced = True
             if lead is not None and event.type == "lead.updated":
                 state = lead_state(lead)
                 state.apply_update(event.data)

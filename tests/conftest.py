@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Interceptor
 
 from connectors.base import Message, Receipt
+from connectors.registry import CHANNELS
 from engine.lead import LeadEvent, LeadState
 from engine.validator import load_or_raise
 from nurture.store import Store
@@ -26,7 +27,7 @@ from tests.postgres import PostgresServer
 from workflows.care_model_run import CareModelRun
 from workflows.client import Enrolled, Ingested, enrol, ingest, snapshot
 from workflows.simulate import _quiet_runtime, test_server_path
-from workflows.worker import CHANNELS, make_worker
+from workflows.worker import make_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,13 +18,14 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 
 from connectors.dryrun import DryRunConnector
+from connectors.registry import CHANNELS
 from engine.document import CareModelDocument
 from engine.durations import parse_duration
 from engine.lead import LeadEvent, LeadState
 from nurture.store import Store
 from workflows.care_model_run import CareModelRun
 from workflows.client import enrol, ingest, snapshot
-from workflows.worker import CHANNELS, make_worker
+from workflows.worker import make_worker
 
 DEFAULT_HORIZON = 400 * 86400
 

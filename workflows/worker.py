@@ -19,13 +19,13 @@ from workflows.messages import TASK_QUEUE
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("engine", "workflows.messages", "pydantic")
 )
-CHANNELS = {"email": "email", "social": "social", "crm": "crm", "webhook": "webhook"}
 
 
 def make_worker(client: Client, store: Store, connectors: dict[str, Connector], dry_run: bool = False,
                 task_queue: str = TASK_QUEUE, threads: int = 16,
-                interceptors: Sequence[Interceptor] = ()) -> Worker:
-    activities = Activities(store, connectors, client, dry_run, task_queue)
+                interceptors: Sequence[Interceptor] = (), public_url: str = "http://127.0.0.1:8000",
+                secret: bytes = b"nurture-development-secret") -> Worker:
+    activities = Activities(store, connectors, client, dry_run, task_queue, public_url, secret)
     return Worker(client, task_queue=task_queue, workflows=[CareModelRun], activities=activities.all(),
                   activity_executor=ThreadPoolExecutor(threads), workflow_runner=WORKFLOW_RUNNER,
                   interceptors=interceptors)
