@@ -123,11 +123,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     store.engine.dispose()
 
 
-async def _harness(env: WorkflowEnvironment, store: Store, interceptors: list[Interceptor]) -> AsyncIterator[Harness]:
+PUBLIC_URL, SECRET = "http://nurture.test", b"test-secret"
+
+
+async def _harness(env: WorkflowEnvironment, store: Store, interceptors: list[Interceptor],
+                   connectors: dict[str, Any] | None = None) -> AsyncIterator[Harness]:
     channel = RecordingConnector()
     queue = f"test-{uuid.uuid4()}"
-    worker = make_worker(env.client, store, {c: channel for c in CHANNELS}, task_queue=queue,
-                         interceptors=interceptors)
+    worker = make_worker(env.client, store, {c: channel for c in CHANNELS} | (connectors or {}), task_queue=queue,
+                         interceptors=interceptors, public_url=PUBLIC_URL, secret=SECRET)
     async with worker:
         yield Harness(env, store, queue, channel)
         for enrolment in store.enrolments(running=True):  # leave no timers behind for later tests' clocks
@@ -141,5 +145,6 @@ async def nurture(env: WorkflowEnvironment, store: Store) -> AsyncIterator[Harne
         yield harness
 
 
-def harness_with(env: WorkflowEnvironment, store: Store, interceptors: list[Interceptor]) -> Any:
-    return _harness(env, store, interceptors)
+def harness_with(env: WorkflowEnvironment, store: Store, interceptors: list[Interceptor] = (),  # type: ignore[assignment]
+                 connectors: dict[str, Any] | None = None) -> Any:
+    return _harness(env, store, list(interceptors), connectors)

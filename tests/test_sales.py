@@ -1,0 +1,203 @@
+"""Channels and sales end to end: real SMTP on loopback, the real Temporal test server, the web app.
+
+A lead's clicks on tracked links raise its score over the MQL threshold; that enrols it in the sales route,
+whose handover reaches the rep's inbox and mailbox with a CRM task; the rep rejects it and the lead goes
+back to nurture. Unsubscribe links and bounce reports stop later email."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from connectors.base import ConnectorContext
+from connectors.crm import BuiltinCrmConnector
+from connectors.smtp import SmtpConnector
+from designer.app import create_app
+from nurture.settings import Settings
+from nurture.store import SalesStore
+from tests.conftest import PUBLIC_URL, SECRET, Harness, harness_with
+from tests.fakes.smtp import Mailbox, smtp_server
+from tests.test_connectors import dsn
+from workflows.care_model_run import CareModelRun
+
+SCORING = {
+    "engagement": [{"name": "clicked an email", "event": "email.clicked", "points": 20}],
+    "half_life": "30d",
+    "thresholds": [{"stage": "mql", "when": {"type": "score", "score": "total", "op": "gte", "value": 39}}],
+}
+NURTURE = """
+id: nurture-track
+name: Nurture track
+start: guide
+settings:
+  exit_when: [{name: handed to sales, when: {type: stage, op: at_least, stages: [mql]}}]
+steps:
+  - {id: guide, kind: email, subject: "Your guide, {{ lead.first_name }}",
+     body: '<p>Read <a href="https://acme.test/guide">the guide</a>.</p>', next: pause}
+  - {id: pause, kind: wait, duration: 3d, next: tips}
+  - {id: tips, kind: email, subject: Tips, body: "<p>Tips</p>"}
+"""
+SALES_ROUTE = """
+id: sales-route
+name: Sales route
+start: to-sales
+settings:
+  entry: {event: lead.stage_changed, where: {to: mql}}
+steps:
+  - {id: to-sales, kind: handover, team: sales, routing: round_robin, sla: 2d,
+     on_accepted: won, on_rejected: cool-off, on_expired: won}
+  - {id: cool-off, kind: wait, duration: 1d, next: keep-in-touch}
+  - {id: keep-in-touch, kind: email, subject: "We will keep you posted", body: "<p>Until later</p>"}
+  - {id: won, kind: exit, reason: with sales}
+"""
+
+
+@pytest.fixture
+async def world(env: Any, store: Any) -> AsyncIterator[tuple[Harness, httpx.AsyncClient, Mailbox]]:
+    with smtp_server() as (mailbox, port):
+        email = SmtpConnector(SmtpConnector.Config(port=port, from_address="Acme <hello@acme.test>",
+                                                   inbound_secret="mta-token"))
+        crm = BuiltinCrmConnector(context=ConnectorContext(store=store))
+        async for nurture in harness_with(env, store, connectors={"email": email, "crm": crm}):
+            settings = Settings(task_queue=nurture.queue, public_url=PUBLIC_URL, secret_key=SECRET.decode())
+            app = create_app(settings, store=store, client=env.client)
+            app.state.connectors = {"email": email}
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as api:
+                yield nurture, api, mailbox
+
+
+async def until(check: Callable[[], Any], seconds: float = 15) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    pytest.fail("waited in vain")
+
+
+def html_of(mail: Any) -> str:
+    return mail.get_body(preferencelist=("html",)).get_content()
+
+
+async def test_clicks_raise_the_score_to_a_handover_the_rep_rejects_back_to_nurture(world: Any) -> None:
+    nurture, api, mailbox = world
+    ada = f"ada-{uuid.uuid4().hex[:6]}"
+    address = f"{ada}@example.com"
+    assert (await api.post("/api/scoring-model", json=SCORING)).json() == {"version": 1}
+    for rep_id, name, manager in (("ana", "Ana", False), ("ben", "Ben", False), ("max", "Max", True)):
+        rep = {"name": name, "email": f"{rep_id}@acme.test", "team": "sales", "manager": manager}
+        assert (await api.put(f"/api/reps/{rep_id}", json=rep)).status_code == 200
+    for doc in (NURTURE, SALES_ROUTE):
+        assert (await api.post("/api/care-models", json=yaml.safe_load(doc))).status_code == 201
+    await api.put(f"/api/leads/{ada}", json={"id": ada, "email": address, "stage": "prospect",
+                                            "attributes": {"first_name": "Ada", "company": "Lovelace Labs"}})
+    await api.post("/api/care-models/nurture-track/enrolments", json={"lead_id": ada})
+
+    # The guide arrives as multipart mail with a tracked link and a one-click unsubscribe header.
+    [guide] = await until(lambda: mailbox.to(address))
+    assert guide["Subject"] == "Your guide, Ada"
+    assert guide["List-Unsubscribe"].startswith(f"<{PUBLIC_URL}/u/")
+    tracked = re.search(r'href="(http://nurture\.test/t/c/[^"]+)"', html_of(guide)).group(1)
+    assert "(http://nurture.test/t/c/" in guide.get_body(preferencelist=("plain",)).get_content()
+
+    # Two clicks: 40 points of engagement, over the MQL threshold.
+    for _ in range(2):
+        click = await api.get(tracked.removeprefix(PUBLIC_URL))
+        assert (click.status_code, click.headers["location"]) == (302, "https://acme.test/guide")
+    stages = (await api.get(f"/api/leads/{ada}/stages")).json()
+    assert [(s["from_stage"], s["to_stage"]) for s in stages] == [("prospect", "mql")]
+    assert stages[0]["reason"].startswith("threshold: total score 40 >= 39")
+    score = (await api.get(f"/api/leads/{ada}/score")).json()
+    assert score["engagement"] == pytest.approx(40, abs=0.1)
+    assert [c["rule"] for c in score["contributions"]] == ["clicked an email", "clicked an email"]
+
+    # The sales route took the lead; the nurture track let go of it.
+    nurture_run = nurture.env.client.get_workflow_handle_for(CareModelRun.run, f"nurture/nurture-track/{ada}")
+    assert (await nurture.finish(nurture_run)).outcome == "exited:handed to sales"
+    [notice] = await until(lambda: mailbox.to("ana@acme.test"))
+    assert notice["Subject"] == f"New lead for you: {ada}" and "/inbox?rep=ana" in html_of(notice)
+    [task] = SalesStore(nurture.store).tasks(ada)
+    assert task.owner == "ana" and "accept or reject by" in task.text
+
+    # Ana's inbox shows the lead, its score explained, and its journey.
+    page = (await api.get("/inbox", params={"rep": "ana"})).text
+    assert ada in page and "clicked an email" in page and "prospect → mql" in page and "nurture-track" in page
+    key = re.search(r'action="/inbox/([^"]+)/decision"', page).group(1)
+    assert (await api.get("/inbox", params={"rep": "ben"})).text.count("data-lead=") == 0
+
+    refused = await api.post(f"/inbox/{key}/decision", data={"decision": "reject", "reason": "", "rep": "ana"})
+    assert refused.status_code == 422 and "needs a reason" in refused.text
+    rejected = await api.post(f"/inbox/{key}/decision", data={"decision": "reject", "reason": "no budget until Q3",
+                                                              "rep": "ana"})
+    assert rejected.status_code == 303
+
+    route = nurture.env.client.get_workflow_handle_for(CareModelRun.run, f"nurture/sales-route/{ada}")
+    assert (await nurture.finish(route)).outcome == "completed"
+    assert ("to-sales", "rejected") in nurture.steps(nurture.lead(ada, email=address))
+    [recycled] = await until(lambda: [m for m in mailbox.to(address) if m["Subject"] == "We will keep you posted"])
+    assert recycled is not None
+    history = [(s["to_stage"], s["reason"]) for s in (await api.get(f"/api/leads/{ada}/stages")).json()]
+    assert history[-1] == ("prospect", "recycled by sales: no budget until Q3")
+    assert (await api.get("/inbox", params={"rep": "ana"})).text.count("data-lead=") == 0
+
+
+DRIP = """
+id: drip-{tag}
+name: Drip
+start: one
+steps:
+  - {{id: one, kind: email, subject: One, body: "<p>One</p>", next: pause}}
+  - {{id: pause, kind: wait, duration: 1d, next: two}}
+  - {{id: two, kind: email, subject: Two, body: "<p>Two</p>"}}
+"""
+
+
+async def _first_mail(world: Any, tag: str) -> tuple[str, str, Any, Any]:
+    nurture, api, mailbox = world
+    lead = f"lead-{uuid.uuid4().hex[:6]}"
+    address = f"{lead}@example.com"
+    await api.post("/api/care-models", json=yaml.safe_load(DRIP.format(tag=tag)))
+    await api.put(f"/api/leads/{lead}", json={"id": lead, "email": address})
+    await api.post(f"/api/care-models/drip-{tag}/enrolments", json={"lead_id": lead})
+    [first] = await until(lambda: mailbox.to(address))
+    run = nurture.env.client.get_workflow_handle_for(CareModelRun.run, f"nurture/drip-{tag}/{lead}")
+    return lead, address, first, run
+
+
+async def test_one_click_unsubscribe_and_the_open_pixel(world: Any) -> None:
+    nurture, api, mailbox = world
+    lead, address, first, run = await _first_mail(world, "unsub")
+    pixel = re.search(r'<img src="http://nurture\.test(/t/o/[^"]+)"', html_of(first)).group(1)
+    assert (await api.get(pixel)).headers["content-type"] == "image/gif"
+    link = first["List-Unsubscribe"].strip("<>").removeprefix(PUBLIC_URL)
+    assert "Unsubscribe me" in (await api.get(link)).text, "a GET (a link scanner) only asks"
+    assert "You are unsubscribed" in (await api.post(link, data={"List-Unsubscribe": "One-Click"})).text
+    await nurture.finish(run)
+    assert [m["Subject"] for m in mailbox.to(address)] == ["One"]
+    two = next(o for o in nurture.store.outbox(lead) if o.step == "two")
+    assert (two.status, two.reason) == ("skipped", "lead has unsubscribed")
+    events = [e["type"] for e in (await api.get(f"/api/leads/{lead}/journey")).json()["events"]]
+    assert events == ["email.opened", "lead.unsubscribed"]
+    assert (await api.get("/t/c/forged.token")).status_code == 400
+
+
+async def test_a_hard_bounce_report_stops_later_email(world: Any) -> None:
+    nurture, api, mailbox = world
+    lead, address, first, run = await _first_mail(world, "bounce")
+    report = dsn(lead, first["Message-ID"])
+    assert (await api.post("/api/inbound/email", content=report)).status_code == 401
+    accepted = await api.post("/api/inbound/email", content=report, headers={"X-Nurture-Inbound-Token": "mta-token"})
+    assert accepted.json() == {"accepted": 1, "new": 1}
+    await nurture.finish(run)
+    assert [m["Subject"] for m in mailbox.to(address)] == ["One"]
+    two = next(o for o in nurture.store.outbox(lead) if o.step == "two")
+    assert (two.status, two.reason) == ("skipped", "email address bounced")
