@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from connectors.base import Connector, ConnectorContext
 from connectors.registry import build, read_config
+from nurture.jobs import scheduler
 from nurture.settings import Settings
 from nurture.store import Store
 from workflows.worker import make_worker
@@ -115,6 +116,9 @@ async def up(settings: Settings) -> None:
         if settings.embedded_temporal:
             await stack.enter_async_context(embedded_temporal(settings))
         client = await connect(settings)
+        jobs = scheduler(store, client)
+        jobs.start()
+        stack.callback(jobs.shutdown, wait=False)
         web = web_server(settings, store, client)
         worker = asyncio.create_task(run_worker(settings, store, client))
         serving = asyncio.create_task(web.serve())

@@ -201,3 +201,58 @@ async def test_a_hard_bounce_report_stops_later_email(world: Any) -> None:
     assert [m["Subject"] for m in mailbox.to(address)] == ["One"]
     two = next(o for o in nurture.store.outbox(lead) if o.step == "two")
     assert (two.status, two.reason) == ("skipped", "email address bounced")
+
+
+async def test_engagement_decays_on_schedule_and_running_models_hear_of_it(world: Any) -> None:
+    from nurture.jobs import decay_scores
+
+    nurture, api, _ = world
+    await api.post("/api/scoring-model", json={**SCORING, "half_life": "10d", "thresholds": []})
+    lead = f"lead-{uuid.uuid4().hex[:6]}"
+    await api.put(f"/api/leads/{lead}", json={"id": lead, "email": f"{lead}@example.com"})
+    await api.post("/api/events", json={"lead_id": lead, "type": "email.clicked", "at": 1_000_000.0})
+    assert nurture.store.get_lead(lead).engagement == 20
+    assert await decay_scores(nurture.store, nurture.env.client, now=1_000_000.0 + 10 * 86400) >= 1
+    assert nurture.store.get_lead(lead).engagement == pytest.approx(10, abs=0.01)
+
+
+ESCALATE = """
+id: escalate
+name: Escalate
+start: to-sales
+steps:
+  - {id: to-sales, kind: handover, team: emea, routing: territory, sla: 1d}
+"""
+
+
+async def test_handover_routing_and_escalation_when_the_sla_passes(world: Any) -> None:
+    nurture, api, mailbox = world
+    for rep_id, territories, manager in (("uwe", ["DE", "AT"], False), ("fay", ["FR"], False),
+                                         ("mia", [], True)):
+        await api.put(f"/api/reps/{rep_id}", json={"name": rep_id, "email": f"{rep_id}@acme.test", "team": "emea",
+                                                    "territories": territories, "manager": manager})
+    await api.post("/api/care-models", json=yaml.safe_load(ESCALATE))
+    lead = f"lead-{uuid.uuid4().hex[:6]}"
+    await api.put(f"/api/leads/{lead}", json={"id": lead, "email": f"{lead}@example.com",
+                                             "attributes": {"country": "FR"}})
+    await api.post("/api/care-models/escalate/enrolments", json={"lead_id": lead})
+    run = nurture.env.client.get_workflow_handle_for(CareModelRun.run, f"nurture/escalate/{lead}")
+    await nurture.finish(run)
+    [handover] = [h for h in nurture.store.handovers() if h.lead_id == lead]
+    assert (handover.rep_id, handover.routed_by, handover.status) == ("fay", "territory FR", "expired")
+    [escalation] = await until(lambda: mailbox.to("mia@acme.test"))
+    assert escalation["Subject"] == f"Handover SLA missed: {lead}"
+    assert mailbox.to("fay@acme.test"), "the rep was told when the handover opened"
+
+
+def test_round_robin_and_account_owner_routing(store: Any) -> None:
+    from nurture.tables import Lead, Rep
+
+    sales = SalesStore(store)
+    for rep_id in ("a", "b", "c"):
+        sales.put_rep(Rep(id=rep_id, name=rep_id, email=f"{rep_id}@x.test", team="t"))
+    picks = [sales.route("t", "round_robin", Lead(id="l"))[0].id for _ in range(4)]
+    assert picks == ["a", "b", "c", "a"]
+    assert sales.route("t", "account_owner", Lead(id="l", owner="c"))[0].id == "c"
+    assert sales.route("t", "account_owner", Lead(id="l", owner="gone"))[1].startswith("round robin")
+    assert sales.route("nobody", "round_robin", Lead(id="l")) == (None, "no active rep in team 'nobody'")

@@ -1,0 +1,48 @@
+"""The app's own periodic work (APScheduler): engagement decays even when a lead does nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlmodel import select
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from engine.lead import LeadEvent
+from nurture.scores import rescore
+from nurture.store import Store
+from nurture.tables import Lead
+from workflows.care_model_run import CareModelRun
+from workflows.client import snapshot
+
+
+async def decay_scores(store: Store, client: Client, now: float | None = None) -> int:
+    """Rescores every lead with engagement; tells their running care models. Returns how many changed."""
+    now = now or time.time()
+    with store.session() as s:
+        lead_ids = list(s.exec(select(Lead.id).where(Lead.engagement != 0)))
+    changed = 0
+    for lead_id in lead_ids:
+        lead = snapshot(store, lead_id)
+        result = rescore(store, lead, now)
+        if result is None:
+            return 0  # no scoring model: scores belong to the integrator
+        if not result.changed:
+            continue
+        changed += 1
+        update = LeadEvent(f"decay/{uuid.uuid4()}", "lead.updated", now,
+                           {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage})
+        for enrolment in store.enrolments(lead_id=lead_id, running=True):
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(enrolment.workflow_id).signal(CareModelRun.on_event, update)
+    return changed
+
+
+def scheduler(store: Store, client: Client, every_minutes: int = 60) -> AsyncIOScheduler:
+    jobs = AsyncIOScheduler(timezone="UTC")
+    jobs.add_job(decay_scores, "interval", minutes=every_minutes, args=[store, client], id="decay-scores",
+                 max_instances=1, coalesce=True)
+    return jobs
