@@ -5,23 +5,18 @@ from __future__ import annotations
 import time
 
 from connectors.base import BaseConnector, ConnectorError, Message, Receipt
+from nurture.store import LifecycleError, SalesStore
+from nurture.tables import CrmNote, CrmTask
 
 
 class BuiltinCrmConnector(BaseConnector):
     name = "builtin-crm"
     channel = "crm"
 
-    def _sales(self):
-        from nurture.store import LifecycleError, SalesStore
-
+    def send(self, message: Message) -> Receipt:
         if self.context.store is None:
             raise ConnectorError("the built-in CRM needs Nurture's store")
-        return SalesStore(self.context.store), LifecycleError
-
-    def send(self, message: Message) -> Receipt:
-        from nurture.tables import CrmNote, CrmTask
-
-        sales, lifecycle_error = self._sales()
+        sales = SalesStore(self.context.store)
         p, now = message.payload, time.time()
         try:
             match message.action:
@@ -38,6 +33,6 @@ class BuiltinCrmConnector(BaseConnector):
                 case "add_note":
                     sales.add_note(CrmNote(key=message.key, lead_id=message.lead_id, text=p["text"], at=now))
                     return Receipt("sent", message.key, "note added")
-        except lifecycle_error as exc:
+        except LifecycleError as exc:
             return Receipt("skipped", detail=str(exc))
         raise ConnectorError(f"built-in CRM cannot '{message.action}'")

@@ -256,3 +256,36 @@ def test_round_robin_and_account_owner_routing(store: Any) -> None:
     assert sales.route("t", "account_owner", Lead(id="l", owner="c"))[0].id == "c"
     assert sales.route("t", "account_owner", Lead(id="l", owner="gone"))[1].startswith("round robin")
     assert sales.route("nobody", "round_robin", Lead(id="l")) == (None, "no active rep in team 'nobody'")
+
+
+async def test_a_rate_limited_send_waits_for_its_slot_instead_of_failing(env: Any, store: Any) -> None:
+    from connectors.ratelimit import RateLimitedConnector
+
+    with smtp_server() as (mailbox, port):
+        slow = RateLimitedConnector(SmtpConnector(SmtpConnector.Config(port=port, from_address="a@acme.test")), 30)
+        async for nurture in harness_with(env, store, connectors={"email": slow}):
+            version = nurture.publish(DRIP.format(tag="slow").replace("duration: 1d", "duration: 1s"))
+            lead = nurture.lead(email="slow@example.com")
+            _, run = await nurture.enrol(version, lead)
+            await nurture.finish(run)
+            assert [m["Subject"] for m in mailbox.to("slow@example.com")] == ["One", "Two"]
+            retried = [e for e in await _history(run) if e.HasField("activity_task_started_event_attributes")
+                       and e.activity_task_started_event_attributes.attempt > 1]
+            assert retried, "the second email met the limit once and went out on a later attempt"
+
+
+async def _history(handle: Any) -> list[Any]:
+    return [event async for event in handle.fetch_history_events()]
+
+
+async def test_a_threshold_can_enrol_the_lead_in_a_care_model(world: Any) -> None:
+    _, api, mailbox = world
+    await api.post("/api/care-models", json=yaml.safe_load(DRIP.format(tag="hot")))
+    await api.post("/api/scoring-model", json={**SCORING, "thresholds": [
+        {"stage": "mql", "when": {"type": "score", "score": "engagement", "op": "gte", "value": 20},
+         "enrol": ["drip-hot"]}]})
+    lead = f"lead-{uuid.uuid4().hex[:6]}"
+    await api.put(f"/api/leads/{lead}", json={"id": lead, "email": f"{lead}@example.com"})
+    result = (await api.post("/api/events", json={"lead_id": lead, "type": "email.clicked"})).json()
+    assert result["staged"] == ["mql"] and f"nurture/drip-hot/{lead}" in result["enrolled"]
+    await until(lambda: mailbox.to(f"{lead}@example.com"))

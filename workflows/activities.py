@@ -195,20 +195,20 @@ class Activities:
             rep = s.get(Rep, handover.rep_id) if handover.rep_id else None
         due = datetime.fromtimestamp(h.due, UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = f"Follow up lead {h.lead_id} ({h.care_model}): accept or reject by {due}. {h.note}".strip()
-        self._internal(f"{h.key}/task", h, "crm", Message(f"{h.key}/task", "crm", h.lead_id, "", action="create_task",
-                                                          payload={"text": text, "owner": rep.id if rep else ""}))
+        self._internal(handover, h.at, Message(f"{h.key}/task", "crm", h.lead_id, "", action="create_task",
+                                               payload={"text": text, "owner": rep.id if rep else ""}))
         if rep is not None:
             inbox = f"{self.public_url.rstrip('/')}/inbox?rep={rep.id}"
-            self._internal(f"{h.key}/notify", h, "email", Message(
+            self._internal(handover, h.at, Message(
                 f"{h.key}/notify", "email", h.lead_id, rep.email, f"New lead for you: {h.lead_id}",
                 f"<p>{text}</p><p><a href=\"{inbox}\">Open your inbox</a></p>", "send",
                 text=f"{text}\n\nOpen your inbox: {inbox}\n"))
         return HandoverOpened(handover.rep_id, handover.routed_by)
 
-    def _internal(self, key: str, h: HandoverRequest | HandoverClosed, channel: str, message: Message) -> None:
+    def _internal(self, handover: Handover, at: float, message: Message) -> None:
         """Messages to our own people: no consent or caps, but still at most once per key."""
-        self._once(key, message.lead_id, getattr(h, "care_model", ""), getattr(h, "step", "handover"), channel,
-                   h.at, lambda: message, lambda s, lead: "")
+        self._once(message.key, message.lead_id, handover.care_model, handover.step, message.channel, at,
+                   lambda: message, lambda s, lead: "")
 
     @activity.defn(name="close_handover")
     def close_handover(self, h: HandoverClosed) -> None:
@@ -228,7 +228,7 @@ class Activities:
             pass  # a lead already further along (say, a customer) keeps its stage
         if h.outcome == "expired":
             for manager in self.sales.managers(row.team):
-                self._internal(f"{h.key}/escalate/{manager.id}", h, "email", Message(
+                self._internal(row, h.at, Message(
                     f"{h.key}/escalate/{manager.id}", "email", row.lead_id, manager.email,
                     f"Handover SLA missed: {row.lead_id}",
                     f"<p>No one accepted or rejected lead {row.lead_id} (rep {row.rep_id or 'unassigned'}) "
