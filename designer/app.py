@@ -7,24 +7,28 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from designer import sales, tracking
+from designer import pages, sales, tracking
 from designer.deps import send_event, temporal
 from designer.deps import store as store_of
-from designer.templating import TEMPLATES
 from engine.document import json_schema
 from engine.lead import LeadIn
 from engine.validator import check
 from nurture.settings import Settings
 from nurture.store import Store
 from workflows.client import enrol, snapshot, where
+
+# htmx is installed from the npm registry by scripts/setup, pinned in package-lock.json, and served from here.
+STATIC = Path(__file__).resolve().parent.parent / "node_modules" / "htmx.org" / "dist"
 
 
 class EventIn(BaseModel):
@@ -53,10 +57,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.settings, app.state.store, app.state.client, app.state.connectors = settings, store, client, None
     app.include_router(tracking.router)
     app.include_router(sales.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static")
 
-    @app.get("/", response_class=HTMLResponse)
-    def home(request: Request) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, "index.html", {"models": store_of(request).latest_versions()})
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/designer")
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:

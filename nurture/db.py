@@ -61,9 +61,13 @@ def _v2_channels_and_sales(engine: Engine) -> None:
     _add_column(engine, "handovers", "routed_by", "VARCHAR NOT NULL DEFAULT ''")
 
 
+def _v3_drafts(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine, tables=[tables.Draft.__table__])  # type: ignore[attr-defined]
+
+
 # Append only: each entry runs once per database, in order, and is never edited after release. Version 1
 # creates tables from the models of its day, so later steps add what is missing rather than assume.
-MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales]
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts]
 
 
 def migrate(engine: Engine) -> int:

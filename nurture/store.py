@@ -141,6 +141,13 @@ class Store:
                 row.status, row.outcome, row.ended_at = "finished", outcome, at
                 s.add(row)
 
+    def enrolment_moved(self, enrolment: str, version: int) -> None:
+        with self.session() as s:
+            row = s.get(Enrolment, enrolment)
+            if row is not None:
+                row.version = version
+                s.add(row)
+
     def enrolments(self, lead_id: str | None = None, care_model: str | None = None,
                    running: bool | None = None) -> list[Enrolment]:
         query = select(Enrolment)

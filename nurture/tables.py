@@ -171,3 +171,12 @@ class ScoringModelVersion(SQLModel, table=True):
     version: int = Field(primary_key=True)
     document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     published_at: datetime = Field(default_factory=utcnow)
+
+
+class Draft(SQLModel, table=True):
+    """The care model as the marketer is editing it: any document, valid or not, saved on every change."""
+
+    __tablename__ = "drafts"
+    care_model: str = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)

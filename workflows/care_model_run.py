@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         HandoverRequest,
         JourneyBatch,
         JourneyEntry,
+        Migration,
         MoveRequest,
         RunInput,
         RunResult,
@@ -44,6 +45,10 @@ class _Stop(Exception):
     """A goal or exit condition became true: the run ends where it stands."""
 
 
+class _Migrate(Exception):
+    """A newer version was published with 'migrate': the lead continues on it, at the mapped step."""
+
+
 @workflow.defn(name="CareModelRun")
 class CareModelRun:
     def __init__(self) -> None:
@@ -55,6 +60,7 @@ class CareModelRun:
         self.matched: LeadEvent | None = None
         self.decision: tuple[str, str] | None = None
         self.handover: str | None = None
+        self.migration: Migration | None = None
         self.unflushed: list[JourneyEntry] = []
         self.inbox: list[LeadEvent] = []
 
@@ -79,6 +85,10 @@ class CareModelRun:
         if self.awaiting and event_matches(event.type, event.data, *self.awaiting):
             self.matched = event
         self._check_goals()
+
+    @workflow.signal(name="migrate")
+    def on_migrate(self, migration: Migration) -> None:
+        self.migration = migration
 
     @workflow.query(name="where")
     def where(self) -> Where:
@@ -115,11 +125,18 @@ class CareModelRun:
                     workflow.continue_as_new(RunInput(
                         plan=self.plan, lead=self.lead, resume=self.state, history_limit=inp.history_limit,
                     ))
+                if self.migration is not None:
+                    self.state.current = self._migrate(self.state.current)
+                    continue
                 step_id = self.state.current
                 self.state.visits[step_id] = self.state.visits.get(step_id, 0) + 1
                 self.state.steps_taken += 1
                 self.waiting = ("running", None, "")
-                nxt, outcome_here = await self._execute(step_id, self.plan.steps[step_id])
+                try:
+                    nxt, outcome_here = await self._execute(step_id, self.plan.steps[step_id])
+                except _Migrate:
+                    self.state.current = self._migrate(step_id)
+                    continue
                 if outcome_here:
                     outcome = outcome_here
                 self.state.current = nxt
@@ -232,7 +249,8 @@ class CareModelRun:
         to = f" → {opened.rep_id} ({opened.routed_by})" if opened and opened.rep_id else ""
         self._note(step_id, "handover", f"handed to {step['team']}{to}", f"SLA {format_duration(step['sla_seconds'])}")
         try:
-            await self._sleep_until(due, "awaiting_sales", f"handover {key}", lambda: self.decision is not None)
+            await self._sleep_until(due, "awaiting_sales", f"handover {key}", lambda: self.decision is not None,
+                                    interruptible=False)
         except _Stop:
             await workflow.execute_activity(
                 "close_handover", HandoverClosed(key, "withdrawn", self.stop or "", self._now()), **_EFFECT,
@@ -248,17 +266,22 @@ class CareModelRun:
 
     # --- helpers ---------------------------------------------------------------------------------------
 
-    async def _sleep_until(self, target: float, state: str, why: str, done: Any = None) -> None:
+    async def _sleep_until(self, target: float, state: str, why: str, done: Any = None,
+                           interruptible: bool = True) -> None:
+        """Waits until `target`, `done()`, a goal, or (when interruptible) a migration to a newer version."""
         self.waiting = (state, target, why)
         await self._flush()
         remaining = target - self._now()
+        migrating = (lambda: self.migration is not None) if interruptible else (lambda: False)
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self.stop is not None or (done is not None and done()),
+                lambda: self.stop is not None or (done is not None and done()) or migrating(),
                 timeout=timedelta(seconds=max(remaining, 0.001)),
             )
         if self.stop:
             raise _Stop
+        if migrating():
+            raise _Migrate
         self.waiting = ("running", None, "")
 
     async def _hold_for_send_window(self, step_id: str) -> None:
@@ -277,6 +300,16 @@ class CareModelRun:
         if step["mode"] == "until":
             return max(step["at"], now)
         return next_time_of_day(now, self._tz(), step["minute"], step["days"])
+
+    def _migrate(self, at_step: str) -> str | None:
+        migration, self.migration = self.migration, None
+        old = self.plan.version
+        target = migration.mapping.get(at_step, at_step)
+        if target not in migration.plan.steps:
+            target = migration.plan.start
+        self.plan, self.awaiting, self.matched = migration.plan, None, None
+        self._note(target, "migrate", f"moved to version {self.plan.version}", f"was at {at_step} of version {old}")
+        return target
 
     def _check_goals(self) -> None:
         if self.stop or self.lead is None:

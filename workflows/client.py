@@ -17,7 +17,7 @@ from nurture.store import Store, lead_state, plan_from_dict
 from nurture.tables import CareModelVersion
 from workflows.activities import enrolment_row
 from workflows.care_model_run import CareModelRun
-from workflows.messages import TASK_QUEUE, RunInput, Where, workflow_id
+from workflows.messages import TASK_QUEUE, Migration, RunInput, Where, workflow_id
 
 
 @dataclass
@@ -114,6 +114,23 @@ async def ingest(client: Client, store: Store, lead_id: str, event: LeadEvent,
                 enrolled = await enrol(client, store, version, snapshot(store, lead_id), task_queue=task_queue)
                 result.enrolled.append(enrolled.workflow_id)
     return result
+
+
+async def migrate_runs(client: Client, store: Store, version: CareModelVersion, mapping: dict[str, str]) -> int:
+    """Moves every lead running an older version of this care model onto `version`; returns how many."""
+    plan = plan_from_dict(version.plan)
+    moved = 0
+    for enrolment in store.enrolments(care_model=version.care_model, running=True):
+        if enrolment.version == version.version:
+            continue
+        try:
+            await client.get_workflow_handle(enrolment.workflow_id).signal(CareModelRun.on_migrate,
+                                                                           Migration(plan, dict(mapping)))
+        except RPCError:
+            continue  # ended meanwhile
+        store.enrolment_moved(enrolment.enrolment, version.version)
+        moved += 1
+    return moved
 
 
 async def where(client: Client, care_model: str, lead_id: str) -> Where:

@@ -45,6 +45,14 @@ class RunInput:
 
 
 @dataclass
+class Migration:
+    """Moves a running lead onto a newer plan: `mapping` says where each old step continues."""
+
+    plan: Plan
+    mapping: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class RunResult:
     outcome: str
     step: str | None

@@ -1,0 +1,139 @@
+"""Step side-forms built from the document's own models, and read back into plain step data."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel
+
+from engine import document as d
+from engine.editing import out_edges
+
+STEP_MODELS: dict[str, type[BaseModel]] = {
+    "email": d.EmailStep, "social": d.SocialStep, "crm": d.CrmStep, "webhook": d.WebhookStep, "score": d.ScoreStep,
+    "wait": d.WaitStep, "wait_event": d.WaitEventStep, "branch": d.BranchStep, "split": d.SplitStep,
+    "handover": d.HandoverStep, "move": d.MoveStep, "exit": d.ExitStep,
+}
+EDGE_FIELDS = {"next", "on_event", "on_timeout", "default", "holdout_next", "on_accepted", "on_rejected", "on_expired"}
+END = ""
+
+
+@dataclass
+class Field:
+    name: str
+    label: str
+    widget: str  # text | select | checkbox | textarea
+    value: Any
+    options: list[tuple[str, str]] = field(default_factory=list)
+    help: str = ""
+    rows: int = 4
+
+
+@dataclass
+class StepForm:
+    id: str
+    kind: str
+    fields: list[Field]
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _literal_options(annotation: Any) -> list[str] | None:
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _literal_options(arg)
+            if found:
+                return found
+    return None
+
+
+def _is_simple(annotation: Any) -> bool:
+    simple = (str, int, float)
+    if annotation in simple:
+        return True
+    if get_origin(annotation) is typing.Annotated:
+        return _is_simple(get_args(annotation)[0])
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_is_simple(a) or a is type(None) for a in get_args(annotation))
+    return False
+
+
+def build_form(step: dict[str, Any], step_ids: list[str], errors: dict[str, list[str]] | None = None) -> StepForm:
+    kind = str(step.get("kind"))
+    model = STEP_MODELS.get(kind)
+    fields: list[Field] = []
+    if model is None:
+        return StepForm(str(step.get("id")), kind, [], {"": [f"unknown step kind '{kind}'"]})
+    for name, info in model.model_fields.items():
+        if name in ("id", "kind"):
+            continue
+        label = name.replace("_", " ")
+        value = step.get(name, None if info.is_required() else info.get_default(call_default_factory=True))
+        if name in EDGE_FIELDS:
+            options = [(END, "(end of the care model)")] + [(s, s) for s in step_ids if s != step.get("id")]
+            fields.append(Field(name, f"then → ({label})" if name != "next" else "then →", "select",
+                                value or END, options))
+        elif (options := _literal_options(info.annotation)) is not None:
+            choices = [(o, o) for o in options]
+            if not info.is_required() and info.default is None:
+                choices.insert(0, ("", "—"))
+            fields.append(Field(name, label, "select", "" if value is None else str(value), choices))
+        elif info.annotation is bool:
+            fields.append(Field(name, label, "checkbox", bool(value)))
+        elif _is_simple(info.annotation):
+            widget = "textarea" if name in ("body", "message", "text") else "text"
+            fields.append(Field(name, label, widget, "" if value is None else value, help=info.description or "",
+                                rows=6 if name == "body" else 3))
+        else:
+            text = "" if value in (None, [], {}) else yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
+            fields.append(Field(name, label, "textarea", text, help=(info.description or "YAML"),
+                                rows=max(4, text.count("\n") + 2)))
+    return StepForm(str(step.get("id")), kind, fields, errors or {})
+
+
+def read_form(step: dict[str, Any], form: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The step as the form describes it, and the fields whose YAML could not be read."""
+    kind = str(step.get("kind"))
+    new: dict[str, Any] = {"id": step.get("id"), "kind": kind}
+    if step.get("name"):
+        new["name"] = step["name"]
+    errors: dict[str, list[str]] = {}
+    for f in build_form(step, []).fields:
+        raw = form.get(f.name)
+        if f.widget == "checkbox":
+            new[f.name] = raw == "true"
+        elif f.name in EDGE_FIELDS:
+            if raw:
+                new[f.name] = raw
+        elif raw is None or raw.strip() == "":
+            continue
+        elif f.widget == "textarea" and f.help and f.name not in ("body", "message", "text"):
+            try:
+                new[f.name] = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {mark.line + 1})" if mark else ""
+                errors.setdefault(f.name, []).append(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}")
+                new[f.name] = step.get(f.name)
+        else:
+            new[f.name] = raw
+    return new, errors
+
+
+def summary(step: dict[str, Any]) -> str:
+    """One line for the canvas node."""
+    kind = step.get("kind")
+    text = {
+        "email": step.get("subject"), "social": step.get("action"), "crm": step.get("action"),
+        "webhook": step.get("url"), "score": f"{step.get('score', 'engagement')} {step.get('delta', '')}",
+        "wait": step.get("duration") or step.get("time_of_day") or step.get("until"),
+        "wait_event": f"{step.get('event')} ≤ {step.get('timeout')}", "handover": f"{step.get('team', 'sales')}",
+        "move": f"→ {step.get('care_model')}", "exit": step.get("reason"),
+        "branch": f"{len(out_edges(step)) - 1} case(s)", "split": f"{len(step.get('variants') or [])} variants",
+    }.get(str(kind), "")
+    return str(text or "")[:40]

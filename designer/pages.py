@@ -1,0 +1,368 @@
+"""The designer's pages and htmx fragments. Thin: edits go through engine.editing, checks through the validator,
+publishing through the compiler (Store.publish); each route renders one template or some of its blocks."""
+
+from __future__ import annotations
+
+import difflib
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from designer.deps import store, temporal
+from designer.forms import build_form, read_form, summary
+from designer.sales import journey_timeline
+from designer.templating import TEMPLATES
+from engine import editing
+from engine.durations import format_duration
+from engine.layout import layout
+from engine.lead import LeadIn
+from engine.validator import DocumentError, check, parse_text
+from nurture.designs import Designs
+from nurture.store import SalesStore
+from workflows.client import migrate_runs
+from workflows.simulate import format_offset, parse_script, simulate
+
+router = APIRouter(include_in_schema=False)
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _render(request: Request, name: str, context: dict[str, Any], blocks: list[str] | None = None,
+            status: int = 200) -> Response:
+    if blocks:
+        return TEMPLATES.TemplateResponse(request, name, context, block_names=blocks, status_code=status)
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+
+def _designs(request: Request) -> Designs:
+    return Designs(store(request))
+
+
+def _doc(request: Request, model: str) -> dict[str, Any]:
+    doc = _designs(request).draft(model)
+    if doc is None:
+        raise HTTPException(404, f"no care model '{model}'")
+    return doc
+
+
+def editor(request: Request, model: str, doc: dict[str, Any] | None = None, selected: str | None = None,
+           form: Any = None, chooser: dict[str, str] | None = None, saved: bool = False,
+           sim: list[Any] | None = None, settings_errors: list[str] | None = None) -> dict[str, Any]:
+    doc = doc if doc is not None else _doc(request, model)
+    _, problems = check(doc)
+    by_step: dict[str, list[str]] = {}
+    for p in problems:
+        if p.step:
+            by_step.setdefault(p.step, []).append(f"{p.field + ': ' if p.field else ''}{p.message}")
+    if selected and form is None and editing.find(doc, selected) is not None:
+        form = build_form(editing.find(doc, selected), _ids(doc), _field_errors(problems, selected))
+    latest = store(request).latest(model)
+    sim_steps: dict[str, str] = {}
+    sim_edges: set[tuple[str, str | None]] = set()
+    previous = editing.START
+    for s in sim or []:
+        sim_steps.setdefault(s.step, format_offset(s.offset).strip())
+        if previous != s.step:
+            sim_edges.add((previous, s.step))
+        previous = s.step
+    movable = [] if chooser is None else [
+        s["id"] for s in editing.steps(doc) if len(editing.out_edges(s)) == 1 and s.get("id") != chooser["source"]]
+    return {
+        "model": model, "doc": doc, "layout": layout(doc), "steps_by_id": {str(s.get("id")): s for s in
+                                                                             editing.steps(doc)},
+        "problems": [str(p) for p in problems], "problems_by_step": by_step, "selected": selected, "form": form,
+        "chooser": chooser, "saved": saved, "kinds": editing.KINDS, "movable": movable,
+        "numbers": _designs(request).numbers(model), "latest": latest,
+        "changed": latest is None or latest.document != doc, "summary": summary,
+        "sim_steps": sim_steps, "sim_edges": sim_edges, "settings_errors": settings_errors or [],
+        "settings_yaml": yaml.safe_dump(doc.get("settings") or {}, sort_keys=False, allow_unicode=True),
+    }
+
+
+def _ids(doc: dict[str, Any]) -> list[str]:
+    return [str(s.get("id")) for s in editing.steps(doc)]
+
+
+def _field_errors(problems: list[Any], step_id: str) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for p in problems:
+        if p.step == step_id:
+            errors.setdefault((p.field or "").split(".")[0], []).append(p.message)
+    return errors
+
+
+def _panel_and_canvas(request: Request, context: dict[str, Any], status: int = 200) -> Response:
+    context["oob"] = True
+    return _render(request, "designer/editor.html", context, ["panel", "canvas", "problems"], status)
+
+
+# --- the list, new models, templates, import ------------------------------------------------------------
+
+
+def _templates() -> list[dict[str, str]]:
+    out = []
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        out.append({"file": path.stem, "name": data.get("name", path.stem)})
+    return out
+
+
+@router.get("/designer", response_class=HTMLResponse)
+def index(request: Request, import_problems: list[str] | None = None) -> Response:
+    return _render(request, "designer/index.html", {"models": _designs(request).names(), "templates": _templates(),
+                                                    "import_problems": import_problems or []},
+                   status=422 if import_problems else 200)
+
+
+@router.post("/designer/new")
+def new(request: Request, name: Annotated[str, Form()]) -> RedirectResponse:
+    base = editing.slug(name)
+    model, n = base, 1
+    while _designs(request).draft(model) is not None:
+        n += 1
+        model = f"{base}-{n}"
+    _designs(request).save(model, editing.blank(model, name.strip() or model))
+    return RedirectResponse(f"/designer/{model}", status_code=303)
+
+
+@router.post("/designer/templates/{name}")
+def from_template(request: Request, name: str) -> RedirectResponse:
+    path = EXAMPLES / f"{name}.yaml"
+    if not path.exists() or path.parent != EXAMPLES:
+        raise HTTPException(404, f"no template '{name}'")
+    doc = yaml.safe_load(path.read_text())
+    _designs(request).save(doc["id"], doc)
+    return RedirectResponse(f"/designer/{doc['id']}", status_code=303)
+
+
+@router.post("/designer/import")
+async def import_document(request: Request, file: Annotated[UploadFile, File()]) -> Response:
+    data, _, problems = parse_text((await file.read()).decode("utf-8", errors="replace"))
+    if problems or not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+        messages = [str(p) for p in problems] or ["the document needs an 'id' (a slug such as 'welcome-nurture')"]
+        return index(request, [f"{file.filename}: {m}" for m in messages])
+    _designs(request).save(data["id"], data)
+    return RedirectResponse(f"/designer/{data['id']}", status_code=303)
+
+
+# --- the editor ----------------------------------------------------------------------------------------
+
+
+@router.get("/designer/{model}", response_class=HTMLResponse)
+def edit(request: Request, model: str, step: str | None = None) -> Response:
+    return _render(request, "designer/editor.html", editor(request, model, selected=step))
+
+
+@router.get("/designer/{model}/numbers", response_class=HTMLResponse)
+def numbers(request: Request, model: str) -> HTMLResponse:
+    spans = "".join(
+        f'<span class="nums" id="nums-{step}" hx-swap-oob="true" title="here now · passed · converted">'
+        f'{n["now"]} · {n["passed"]} · {n["converted"]}</span>'
+        for step, n in _designs(request).numbers(model).items())
+    return HTMLResponse(spans)
+
+
+@router.get("/designer/{model}/steps/{step_id}", response_class=HTMLResponse)
+def step_form(request: Request, model: str, step_id: str) -> Response:
+    context = editor(request, model, selected=step_id)
+    if context["form"] is None:
+        raise HTTPException(404, f"no step '{step_id}' in '{model}'")
+    return _panel_and_canvas(request, context)
+
+
+@router.post("/designer/{model}/steps/{step_id}", response_class=HTMLResponse)
+async def save_step(request: Request, model: str, step_id: str) -> Response:
+    doc = _doc(request, model)
+    step = editing.find(doc, step_id)
+    if step is None:
+        raise HTTPException(404, f"no step '{step_id}' in '{model}'")
+    new_step, yaml_errors = read_form(step, {k: str(v) for k, v in (await request.form()).items()})
+    doc = editing.update(doc, step_id, new_step)
+    _designs(request).save(model, doc)  # saved even when invalid: nothing a marketer typed is lost
+    _, problems = check(doc)
+    errors = _field_errors(problems, step_id)
+    for name, messages in yaml_errors.items():
+        errors.setdefault(name, []).extend(messages)
+    form = build_form(new_step, _ids(doc), errors)
+    context = editor(request, model, doc, selected=step_id, form=form, saved=True)
+    return _panel_and_canvas(request, context, 422 if errors else 200)
+
+
+@router.post("/designer/{model}/steps/{step_id}/delete", response_class=HTMLResponse)
+def delete_step(request: Request, model: str, step_id: str) -> Response:
+    try:
+        doc = editing.delete(_doc(request, model), step_id)
+    except KeyError as exc:
+        raise HTTPException(404, str(exc)) from None
+    _designs(request).save(model, doc)
+    return _panel_and_canvas(request, editor(request, model, doc))
+
+
+@router.get("/designer/{model}/insert", response_class=HTMLResponse)
+def choose_kind(request: Request, model: str, source: str, field: str) -> Response:
+    return _panel_and_canvas(request, editor(request, model, chooser={"source": source, "field": field}))
+
+
+@router.post("/designer/{model}/insert", response_class=HTMLResponse)
+def insert_step(request: Request, model: str, source: Annotated[str, Form()], field: Annotated[str, Form()],
+                kind: Annotated[str, Form()]) -> Response:
+    try:
+        doc, step_id = editing.insert(_doc(request, model), source, field, kind)
+    except (KeyError, ValueError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    _designs(request).save(model, doc)
+    return _panel_and_canvas(request, editor(request, model, doc, selected=step_id))
+
+
+@router.post("/designer/{model}/steps/{step_id}/move", response_class=HTMLResponse)
+def move_step(request: Request, model: str, step_id: str, source: Annotated[str, Form()],
+              field: Annotated[str, Form()]) -> Response:
+    try:
+        doc = editing.move(_doc(request, model), step_id, source, field)
+    except (KeyError, ValueError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    _designs(request).save(model, doc)
+    return _panel_and_canvas(request, editor(request, model, doc, selected=step_id))
+
+
+@router.post("/designer/{model}/settings", response_class=HTMLResponse)
+def save_settings(request: Request, model: str, name: Annotated[str, Form()] = "",
+                  description: Annotated[str, Form()] = "", settings: Annotated[str, Form()] = "") -> Response:
+    doc = dict(_doc(request, model))
+    try:
+        parsed = yaml.safe_load(settings) if settings.strip() else {}
+    except yaml.YAMLError as exc:
+        return _panel_and_canvas(request, editor(request, model, doc, settings_errors=[f"settings: {exc}"]), 422)
+    doc.update({"name": name.strip() or doc.get("name", model), "description": description, "settings": parsed})
+    _designs(request).save(model, doc)
+    errors = [str(p) for p in check(doc)[1] if (p.field or "").startswith(("settings", "name"))]
+    return _panel_and_canvas(request, editor(request, model, doc, settings_errors=errors), 422 if errors else 200)
+
+
+@router.get("/designer/{model}/export")
+def export(request: Request, model: str) -> PlainTextResponse:
+    text = yaml.safe_dump(_doc(request, model), sort_keys=False, allow_unicode=True)
+    return PlainTextResponse(text, media_type="application/yaml",
+                             headers={"content-disposition": f'attachment; filename="{model}.yaml"'})
+
+
+# --- publish, versions, revert -------------------------------------------------------------------------
+
+
+def _diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[str, str]]:
+    dump = lambda d: yaml.safe_dump(d, sort_keys=False, allow_unicode=True).splitlines() if d else []  # noqa: E731
+    lines = difflib.unified_diff(dump(old), dump(new), "published", "draft", lineterm="", n=2)
+    return [("add" if ln.startswith("+") else "del" if ln.startswith("-") else "", ln) for ln in lines]
+
+
+@router.get("/designer/{model}/publish", response_class=HTMLResponse)
+def publish_page(request: Request, model: str) -> Response:
+    doc = _doc(request, model)
+    latest = store(request).latest(model)
+    _, problems = check(doc)
+    in_flight = sorted(_designs(request).where_now(model).items())
+    return _render(request, "designer/publish.html", {
+        "model": model, "doc": doc, "latest": latest, "problems": [str(p) for p in problems],
+        "diff": _diff(latest.document if latest else None, doc), "in_flight": in_flight,
+        "new_steps": _ids(doc)})
+
+
+@router.post("/designer/{model}/publish", response_class=HTMLResponse)
+async def publish(request: Request, model: str) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    doc = _doc(request, model)
+    parsed, problems = check(doc)
+    if parsed is None or problems:
+        return publish_page(request, model)
+    try:
+        row = store(request).publish(parsed)
+    except DocumentError as exc:
+        raise HTTPException(422, str(exc)) from None
+    _designs(request).save(model, row.document)
+    moved = 0
+    if form.get("mode") == "migrate":
+        mapping = {k.removeprefix("map:"): v for k, v in form.items() if k.startswith("map:") and v}
+        moved = await migrate_runs(await temporal(request), store(request), row, mapping)
+    return RedirectResponse(f"/designer/{model}/versions?published={row.version}&migrated={moved}", status_code=303)
+
+
+@router.get("/designer/{model}/versions", response_class=HTMLResponse)
+def versions(request: Request, model: str, published: int | None = None, migrated: int = 0) -> Response:
+    rows = _designs(request).versions(model)
+    diffs = {row.version: _diff(rows[i + 1].document if i + 1 < len(rows) else None, row.document)
+             for i, row in enumerate(rows)}
+    return _render(request, "designer/versions.html", {"model": model, "rows": rows, "diffs": diffs,
+                                                       "published": published, "migrated": migrated})
+
+
+@router.post("/designer/{model}/versions/{number}/revert")
+def revert(request: Request, model: str, number: int) -> RedirectResponse:
+    row = _designs(request).version(model, number)
+    if row is None:
+        raise HTTPException(404, f"'{model}' has no version {number}")
+    _designs(request).save(model, row.document)
+    return RedirectResponse(f"/designer/{model}", status_code=303)
+
+
+# --- simulate --------------------------------------------------------------------------------------------
+
+SAMPLE_LEAD = "id: sample-lead\nemail: sam@example.com\ntimezone: Europe/Berlin\nattributes:\n  first_name: Sam\n"
+SAMPLE_EVENTS = "- {after: 2d, type: email.clicked}\n"
+
+
+@router.get("/designer/{model}/simulate", response_class=HTMLResponse)
+def simulate_page(request: Request, model: str) -> Response:
+    context = editor(request, model)
+    context |= {"lead_yaml": SAMPLE_LEAD, "events_yaml": SAMPLE_EVENTS, "result": None, "sim_error": ""}
+    return _render(request, "designer/simulate.html", context)
+
+
+@router.post("/designer/{model}/simulate", response_class=HTMLResponse)
+async def run_simulation(request: Request, model: str, lead: Annotated[str, Form()],
+                         events: Annotated[str, Form()] = "") -> Response:
+    doc = _doc(request, model)
+    parsed, problems = check(doc)
+    context = {"lead_yaml": lead, "events_yaml": events, "result": None, "sim_error": ""}
+    try:
+        if parsed is None or problems:
+            raise ValueError(f"fix the {len(problems)} problem(s) first: {problems[0]}")
+        sample = LeadIn.model_validate(yaml.safe_load(lead) or {})
+        script = parse_script(yaml.safe_load(events) or [])
+        result = await simulate(parsed, sample.to_state(), script, sample.unsubscribed)
+    except ValidationError as exc:
+        context["sim_error"] = "sample lead: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    except (ValueError, yaml.YAMLError) as exc:
+        context["sim_error"] = str(exc)
+    else:
+        context["result"] = result
+        return _render(request, "designer/simulate.html", editor(request, model, doc, sim=result.steps) | context)
+    return _render(request, "designer/simulate.html", editor(request, model, doc) | context, status=422)
+
+
+# --- leads ---------------------------------------------------------------------------------------------
+
+
+@router.get("/leads", response_class=HTMLResponse)
+def leads(request: Request, q: str = "") -> Response:
+    found = _designs(request).search_leads(q) if q.strip() else []
+    blocks = ["results"] if request.headers.get("hx-request") and request.headers.get("hx-target") == "results" \
+        else None
+    return _render(request, "designer/leads.html", {"q": q, "found": found}, blocks)
+
+
+@router.get("/leads/{lead_id}", response_class=HTMLResponse)
+def lead_page(request: Request, lead_id: str) -> Response:
+    db = store(request)
+    lead = db.get_lead(lead_id)
+    if lead is None:
+        raise HTTPException(404, f"no lead '{lead_id}'")
+    sales = SalesStore(db)
+    return _render(request, "designer/lead.html", {
+        "lead": lead, "timeline": journey_timeline(db, sales, lead_id), "now": time.time(),
+        "enrolments": db.enrolments(lead_id=lead_id), "deliveries": db.outbox(lead_id),
+        "format_duration": format_duration})

@@ -1,0 +1,185 @@
+"""Edits a draft care-model document (plain data, possibly invalid) the way the designer's canvas does:
+insert a step on an edge, update, delete, move. Pure: every function returns a new document."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+START = "__start__"  # the canvas's entry node; its one edge is the document's `start`
+
+# What a freshly added step looks like; `{next}` is replaced by where the edge it was put on led.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "email": {"subject": "New email", "body": "<p>Hello {{ lead.first_name | default('there') }},</p>",
+              "next": "{next}"},
+    "social": {"action": "connect", "next": "{next}"},
+    "crm": {"action": "add_note", "text": "Note from the care model", "next": "{next}"},
+    "webhook": {"url": "https://example.com/hooks/nurture", "next": "{next}"},
+    "score": {"score": "engagement", "delta": 10, "next": "{next}"},
+    "wait": {"duration": "1d", "next": "{next}"},
+    "wait_event": {"event": "email.clicked", "timeout": "7d", "on_event": "{next}", "on_timeout": "{next}"},
+    "branch": {"cases": [{"label": "engaged", "when": {"type": "score", "score": "total", "op": "gte", "value": 50},
+                          "next": "{next}"}], "default": "{next}"},
+    "split": {"variants": [{"name": "A", "weight": 1, "next": "{next}"}, {"name": "B", "weight": 1, "next": "{next}"}],
+              "holdout": 0},
+    "handover": {"team": "sales", "routing": "round_robin", "sla": "2d", "on_accepted": "{next}",
+                 "on_rejected": "{next}", "on_expired": "{next}"},
+    "move": {"care_model": "choose-a-care-model"},
+    "exit": {"reason": "completed"},
+}
+KINDS = tuple(DEFAULTS)
+
+
+def blank(model_id: str, name: str) -> dict[str, Any]:
+    return {"schema_version": 1, "id": model_id, "name": name, "start": "end",
+            "steps": [{"id": "end", "kind": "exit", "reason": "completed"}]}
+
+
+def steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = doc.get("steps")
+    return [s for s in raw if isinstance(s, dict)] if isinstance(raw, list) else []
+
+
+def find(doc: dict[str, Any], step_id: str) -> dict[str, Any] | None:
+    return next((s for s in steps(doc) if s.get("id") == step_id), None)
+
+
+def out_edges(step: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    """(field path, target, label) for each way out of a step, read leniently from raw data."""
+    kind = step.get("kind")
+    if kind == "branch":
+        cases = step.get("cases") if isinstance(step.get("cases"), list) else []
+        out = [(f"cases.{i}.next", c.get("next"), c.get("label") or f"case {i + 1}")
+               for i, c in enumerate(cases) if isinstance(c, dict)]
+        return [*out, ("default", step.get("default"), "otherwise")]
+    if kind == "split":
+        variants = step.get("variants") if isinstance(step.get("variants"), list) else []
+        out = [(f"variants.{i}.next", v.get("next"), str(v.get("name", f"variant {i + 1}")))
+               for i, v in enumerate(variants) if isinstance(v, dict)]
+        return [*out, ("holdout_next", step.get("holdout_next"), "holdout")] if step.get("holdout") else out
+    if kind == "wait_event":
+        return [("on_event", step.get("on_event"), str(step.get("event", "event"))),
+                ("on_timeout", step.get("on_timeout"), "timeout")]
+    if kind == "handover":
+        return [(f, step.get(f), f.removeprefix("on_")) for f in ("on_accepted", "on_rejected", "on_expired")]
+    if kind in ("move", "exit"):
+        return []
+    return [("next", step.get("next"), "")]
+
+
+def _get(step: dict[str, Any], path: str) -> Any:
+    node: Any = step
+    for part in path.split("."):
+        node = node[int(part)] if isinstance(node, list) else node.get(part)
+    return node
+
+
+def _set(step: dict[str, Any], path: str, value: Any) -> None:
+    *head, last = path.split(".")
+    node: Any = step
+    for part in head:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def new_id(doc: dict[str, Any], kind: str) -> str:
+    taken = {s.get("id") for s in steps(doc)}
+    base = kind.replace("_", "-")
+    n = 1
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def insert(doc: dict[str, Any], source: str, field: str, kind: str) -> tuple[dict[str, Any], str]:
+    """A new step of `kind` on the edge `source`.`field`; every way out of it leads where the edge led."""
+    if kind not in DEFAULTS:
+        raise ValueError(f"unknown step kind '{kind}'; kinds are {', '.join(KINDS)}")
+    doc = copy.deepcopy(doc)
+    target = doc.get("start") if source == START else _get(_step(doc, source), field)
+    step_id = new_id(doc, kind)
+    step = {"id": step_id, "kind": kind, **_fill(DEFAULTS[kind], target)}
+    if source == START:
+        doc["start"] = step_id
+    else:
+        _set(_step(doc, source), field, step_id)
+    doc.setdefault("steps", []).append(step)
+    return doc, step_id
+
+
+def _fill(template: Any, target: str | None) -> Any:
+    if template == "{next}":
+        return target
+    if isinstance(template, dict):
+        return {k: _fill(v, target) for k, v in template.items() if _fill(v, target) is not None or v != "{next}"}
+    if isinstance(template, list):
+        return [_fill(v, target) for v in template]
+    return copy.deepcopy(template)
+
+
+def _step(doc: dict[str, Any], step_id: str) -> dict[str, Any]:
+    step = find(doc, step_id)
+    if step is None:
+        raise KeyError(f"no step '{step_id}' in this care model")
+    return step
+
+
+def update(doc: dict[str, Any], step_id: str, new: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    doc["steps"] = [new if s.get("id") == step_id else s for s in steps(doc)]
+    return doc
+
+
+def delete(doc: dict[str, Any], step_id: str) -> dict[str, Any]:
+    """Removes a step; edges that led to it now lead where it led (its first way out)."""
+    doc = copy.deepcopy(doc)
+    step = _step(doc, step_id)
+    exits = out_edges(step)
+    onward = exits[0][1] if exits else None
+    doc["steps"] = [s for s in steps(doc) if s.get("id") != step_id]
+    _redirect(doc, step_id, onward)
+    return doc
+
+
+def _redirect(doc: dict[str, Any], old: str, new: str | None) -> None:
+    if doc.get("start") == old:
+        doc["start"] = new or (steps(doc)[0]["id"] if steps(doc) else "")
+    for s in steps(doc):
+        for field, target, _ in out_edges(s):
+            if target == old:
+                _set(s, field, new)
+
+
+def move(doc: dict[str, Any], step_id: str, source: str, field: str) -> dict[str, Any]:
+    """Takes a step with a single way out from where it stands and puts it on another edge."""
+    step = _step(doc, step_id)
+    if len(out_edges(step)) != 1:
+        raise ValueError(f"only steps with one way out can move; '{step_id}' has {len(out_edges(step))}")
+    if source == step_id:
+        raise ValueError("a step cannot move onto its own way out")
+    doc = delete(doc, step_id)
+    target = doc.get("start") if source == START else _get(_step(doc, source), field)
+    moved = copy.deepcopy(step)
+    _set(moved, out_edges(moved)[0][0], target)
+    if source == START:
+        doc["start"] = step_id
+    else:
+        _set(_step(doc, source), field, step_id)
+    doc["steps"].append(moved)
+    return doc
+
+
+def all_edges(doc: dict[str, Any]) -> list[tuple[str, str, str | None, str]]:
+    """(source, field, target, label) for every edge, the start edge first."""
+    out = [(START, "start", doc.get("start"), "")]
+    for s in steps(doc):
+        out += [(str(s.get("id")), field, target, label) for field, target, label in out_edges(s)]
+    return out
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64] or "care-model"

@@ -1,0 +1,91 @@
+"""What the designer reads and writes: drafts, published versions, per-step numbers, leads in flight."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from sqlmodel import func, select
+
+from nurture.store import Store
+from nurture.tables import CareModelVersion, Draft, Enrolment, JourneyRow, Lead, utcnow
+
+
+class Designs:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def draft(self, care_model: str) -> dict[str, Any] | None:
+        with self.store.session() as s:
+            row = s.get(Draft, care_model)
+            if row is not None:
+                return row.document
+        latest = self.store.latest(care_model)
+        return latest.document if latest else None
+
+    def save(self, care_model: str, document: dict[str, Any]) -> None:
+        with self.store.session() as s:
+            row = s.get(Draft, care_model) or Draft(care_model=care_model, document=document)
+            row.document, row.updated_at = document, utcnow()
+            s.add(row)
+
+    def discard(self, care_model: str) -> None:
+        with self.store.session() as s:
+            row = s.get(Draft, care_model)
+            if row is not None:
+                s.delete(row)
+
+    def names(self) -> list[tuple[str, str, int | None, bool]]:
+        """(care model, name, latest version, has unpublished changes) for every model or draft."""
+        published = {v.care_model: v for v in self.store.latest_versions()}
+        with self.store.session() as s:
+            drafts = {d.care_model: d for d in s.exec(select(Draft))}
+        out = []
+        for model in sorted(set(published) | set(drafts)):
+            version, draft = published.get(model), drafts.get(model)
+            name = (draft.document.get("name") if draft else None) or (version.name if version else model)
+            changed = draft is not None and (version is None or draft.document != version.document)
+            out.append((model, str(name), version.version if version else None, changed))
+        return out
+
+    def versions(self, care_model: str) -> list[CareModelVersion]:
+        with self.store.session() as s:
+            return list(s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model)
+                               .order_by(CareModelVersion.version.desc())))
+
+    def version(self, care_model: str, number: int) -> CareModelVersion | None:
+        with self.store.session() as s:
+            return s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model,
+                                                         CareModelVersion.version == number)).first()
+
+    def where_now(self, care_model: str) -> dict[tuple[int, str], int]:
+        """Running leads by (version, step they last reached)."""
+        with self.store.session() as s:
+            running = {e.enrolment: e.version for e in s.exec(
+                select(Enrolment).where(Enrolment.care_model == care_model, Enrolment.status == "running"))}
+            newest = (select(JourneyRow.enrolment, func.max(JourneyRow.seq).label("seq"))
+                      .where(JourneyRow.care_model == care_model).group_by(JourneyRow.enrolment).subquery())
+            last = s.exec(select(JourneyRow.enrolment, JourneyRow.step).join(
+                newest, (JourneyRow.enrolment == newest.c.enrolment) & (JourneyRow.seq == newest.c.seq))).all()
+        return Counter((running[e], step) for e, step in last if e in running)
+
+    def numbers(self, care_model: str) -> dict[str, dict[str, int]]:
+        """Per step: leads there now, leads that passed through it, and of those, leads that met a goal."""
+        with self.store.session() as s:
+            passed = s.exec(select(JourneyRow.step, JourneyRow.enrolment).where(
+                JourneyRow.care_model == care_model).distinct()).all()
+            converted = {e.enrolment for e in s.exec(select(Enrolment).where(
+                Enrolment.care_model == care_model, Enrolment.outcome.startswith("goal:")))}
+        out: dict[str, dict[str, int]] = defaultdict(lambda: {"now": 0, "passed": 0, "converted": 0})
+        for (_, step), count in self.where_now(care_model).items():
+            out[step]["now"] += count
+        for step, enrolment in passed:
+            out[step]["passed"] += 1
+            out[step]["converted"] += enrolment in converted
+        return dict(out)
+
+    def search_leads(self, query: str, limit: int = 20) -> list[Lead]:
+        pattern = f"%{query.strip().lower()}%"
+        with self.store.session() as s:
+            return list(s.exec(select(Lead).where(
+                func.lower(Lead.id).like(pattern) | func.lower(Lead.email).like(pattern)).limit(limit)))

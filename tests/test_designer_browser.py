@@ -1,0 +1,113 @@
+"""A marketer builds a care model from scratch in real Chromium: adds and edits steps, sees a problem on the
+step it belongs to, publishes, simulates, and uses back/forward. Screenshots land in tests/artifacts/."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from designer.app import create_app
+from nurture.settings import Settings
+from nurture.store import Store
+from tests.fakes.serve import serving
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[str]:
+    store = Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
+    with serving(create_app(Settings(data_dir=tmp_path), store=store)) as url:
+        yield url
+
+
+@pytest.fixture
+def page(site: str) -> Iterator[Page]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=site)
+        yield tab
+        browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def add_step(page: Page, edge: str, kind: str) -> None:
+    page.locator(f'button.plus[data-edge="{edge}"]').click()
+    page.locator(f'#panel button[data-kind="{kind}"]').click()
+    expect(page.locator("#panel h3")).to_contain_text(kind.replace("_", " ").capitalize())
+
+
+def save(page: Page, **fields: str) -> None:
+    for name, value in fields.items():
+        field = page.locator(f'#panel [name="{name}"]')
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+    page.locator("#panel button[type=submit]").click()
+    expect(page.locator("#saved")).to_be_visible()
+
+
+def test_build_publish_and_simulate_a_care_model_in_the_browser(page: Page) -> None:
+    page.goto("/designer")
+    page.fill('input[name="name"]', "Webinar follow-up")
+    page.click("text=Create")
+    expect(page).to_have_url(re.compile(r"/designer/webinar-follow-up$"))
+    expect(page.locator("#node-end")).to_be_visible()
+
+    add_step(page, "__start__:start", "email")
+    save(page, subject="Thanks for joining, {{ lead.first_name }}", body="<p>Here is the recording.</p>")
+    expect(page.locator("#node-email-1")).to_contain_text("Thanks for joining")
+
+    add_step(page, "email-1:next", "wait")
+    save(page, duration="two days")
+    expect(page.locator("#panel .error")).to_contain_text("cannot read duration 'two days'")
+    expect(page.locator("#node-wait-1.invalid")).to_be_visible()
+    expect(page.locator("#problems")).to_contain_text("step 'wait-1', field 'duration'")
+    shot(page, "1-invalid-step")
+    save(page, duration="2d")
+    expect(page.locator("#node-wait-1.invalid")).to_have_count(0)
+    expect(page.locator("#problems")).to_contain_text("No problems")
+
+    add_step(page, "wait-1:next", "wait_event")
+    save(page, event="email.clicked", timeout="5d", on_timeout="end")
+    add_step(page, "wait-event-1:on_event", "email")
+    save(page, subject="Want a demo?", body="<p>Book a slot.</p>")
+    expect(page.locator("#node-email-2")).to_be_visible()
+    shot(page, "2-built")
+
+    # Back and forward move between the steps that were opened, with the side form to match.
+    page.locator("#node-email-1").click()
+    expect(page).to_have_url(re.compile(r"/designer/webinar-follow-up\?step=email-1$"))
+    page.locator("#node-wait-1").click()
+    expect(page.locator("#panel h3")).to_contain_text("wait-1")
+    page.go_back()
+    expect(page.locator("#panel h3")).to_contain_text("email-1")
+    page.go_forward()
+    expect(page.locator("#panel h3")).to_contain_text("wait-1")
+
+    page.click("text=Publish…")
+    expect(page.locator("pre.diff")).to_contain_text("+  subject: Thanks for joining")
+    page.locator("form button.primary", has_text="Publish").click()
+    expect(page.locator("#published")).to_contain_text("Published version 1")
+    shot(page, "3-published")
+
+    page.goto("/designer/webinar-follow-up/simulate")
+    page.fill('textarea[name="lead"]', "id: sam\nemail: sam@example.com\nattributes: {first_name: Sam}\n")
+    page.fill('textarea[name="events"]', "- {after: 3d, type: email.clicked}\n")
+    page.click("text=Run simulation")
+    expect(page.locator("#outcome")).to_contain_text("Outcome: exit:completed", timeout=20000)
+    expect(page.locator("#node-email-2.visited")).to_be_visible()
+    expect(page.locator("#node-email-2 .sim")).to_contain_text("+3d")
+    expect(page.locator("#sim-steps")).to_contain_text("got email.clicked")
+    shot(page, "4-simulated")
