@@ -104,5 +104,6 @@ async def test_healthz_reports_database_and_temporal(api: httpx.AsyncClient, nur
 
 async def test_home_page_lists_published_models(api: httpx.AsyncClient) -> None:
     await api.post("/api/care-models", json=example("executive-nurture.yaml"))
-    page = await api.get("/")
+    page = await api.get("/", follow_redirects=True)
     assert page.status_code == 200 and "executive-nurture" in page.text and "Executive persona nurture" in page.text
+    assert "v1" in page.text
