@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from connectors.base import ConnectorError, RateLimited
+
+
+def bearer_client(base_url: str, token: SecretStr, timeout: float, **headers: str) -> httpx.Client:
+    return httpx.Client(base_url=base_url, timeout=timeout,
+                        headers={"authorization": f"Bearer {token.get_secret_value()}", **headers})
 
 
 def call(client: httpx.Client, method: str, path: str, service: str, **kwargs: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import httpx
 from pydantic import Field, SecretStr
 
 from connectors.base import BaseConnector, ConnectorConfig, ConnectorError, Message, Receipt
-from connectors.http import call
+from connectors.http import bearer_client, call
 
 # Nurture's lifecycle stages in HubSpot's `lifecyclestage` property values.
 LIFECYCLE = {"suspect": "subscriber", "prospect": "lead", "mql": "marketingqualifiedlead",
@@ -30,8 +30,7 @@ class HubSpotConnector(BaseConnector):
     config: HubSpotConfig
 
     def _client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout, headers={
-            "authorization": f"Bearer {self.config.access_token.get_secret_value()}"})
+        return bearer_client(self.config.base_url, self.config.access_token, self.config.timeout)
 
     def verify(self) -> None:
         with self._client() as client:

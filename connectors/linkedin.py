@@ -6,7 +6,7 @@ import httpx
 from pydantic import Field, SecretStr
 
 from connectors.base import BaseConnector, ConnectorConfig, Message, Receipt
-from connectors.http import call
+from connectors.http import bearer_client, call
 
 
 class LinkedInConfig(ConnectorConfig):
@@ -24,9 +24,8 @@ class LinkedInConnector(BaseConnector):
     config: LinkedInConfig
 
     def _client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout, headers={
-            "authorization": f"Bearer {self.config.access_token.get_secret_value()}",
-            "X-Restli-Protocol-Version": "2.0.0", "LinkedIn-Version": self.config.version})
+        return bearer_client(self.config.base_url, self.config.access_token, self.config.timeout,
+                             **{"X-Restli-Protocol-Version": "2.0.0", "LinkedIn-Version": self.config.version})
 
     def verify(self) -> None:
         with self._client() as client:
