@@ -253,9 +253,12 @@ def export(request: Request, model: str) -> PlainTextResponse:
 # --- publish, versions, revert -------------------------------------------------------------------------
 
 
+def _lines(doc: dict[str, Any] | None) -> list[str]:
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).splitlines() if doc else []
+
+
 def _diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[str, str]]:
-    dump = lambda d: yaml.safe_dump(d, sort_keys=False, allow_unicode=True).splitlines() if d else []  # noqa: E731
-    lines = difflib.unified_diff(dump(old), dump(new), "published", "draft", lineterm="", n=2)
+    lines = difflib.unified_diff(_lines(old), _lines(new), "published", "draft", lineterm="", n=2)
     return [("add" if ln.startswith("+") else "del" if ln.startswith("-") else "", ln) for ln in lines]
 
 

@@ -242,8 +242,7 @@ class SalesStore:
     def route(self, team: str, routing: str, lead: Lead) -> tuple[Rep | None, str]:
         """The rep for a handover and how they were chosen."""
         with self.store.session() as s:
-            team_reps = list(s.exec(select(Rep).where(Rep.team == team, Rep.active == True)  # noqa: E712
-                                    .order_by(Rep.id)))
+            team_reps = list(s.exec(select(Rep).where(Rep.team == team, Rep.active.is_(True)).order_by(Rep.id)))
             sellers = [r for r in team_reps if not r.manager] or team_reps
             if routing == "account_owner" and lead.owner:
                 owner = s.get(Rep, lead.owner)
