@@ -189,6 +189,10 @@ async def save_step(request: Request, model: str, step_id: str) -> Response:
         errors.setdefault(name, []).extend(messages)
     form = build_form(new_step, _ids(doc), errors)
     context = editor(request, model, doc, selected=step_id, form=form, saved=True)
+    if request.query_params.get("autosave"):  # a change as you type: leave the form alone, update the rest
+        context |= {"oob": True, "autosaving": True}
+        return _render(request, "designer/editor.html", context, ["canvas", "problems", "field_errors"],
+                       422 if errors else 200)
     return _panel_and_canvas(request, context, 422 if errors else 200)
 
 

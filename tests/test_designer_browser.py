@@ -70,6 +70,10 @@ def test_build_publish_and_simulate_a_care_model_in_the_browser(page: Page) -> N
     expect(page.locator("#node-email-1")).to_contain_text("Thanks for joining")
 
     add_step(page, "email-1:next", "wait")
+    page.locator('#panel [name="duration"]').fill("two days")
+    page.locator('#panel [name="duration"]').blur()  # no click on Save: the change alone is checked and kept
+    expect(page.locator("#err-duration")).to_contain_text("cannot read duration 'two days'")
+    expect(page.locator("#node-wait-1.invalid")).to_be_visible()
     save(page, duration="two days")
     expect(page.locator("#panel .error")).to_contain_text("cannot read duration 'two days'")
     expect(page.locator("#node-wait-1.invalid")).to_be_visible()
