@@ -41,9 +41,19 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def settled(page: Page) -> None:
+    """Arms a flag that htmx raises once the next swap has settled (new content wired up, listeners on)."""
+    page.evaluate("() => { window.__settled = false; document.body.addEventListener("
+                  "'htmx:afterSettle', () => { window.__settled = true; }, {once: true}); }")
+
+
 def add_step(page: Page, edge: str, kind: str) -> None:
     page.locator(f'button.plus[data-edge="{edge}"]').click()
+    expect(page.locator(f'#panel button[data-kind="{kind}"]')).to_be_visible()
+    page.wait_for_timeout(50)  # let the chooser's own swap settle before arming for the next one
+    settled(page)
     page.locator(f'#panel button[data-kind="{kind}"]').click()
+    page.wait_for_function("() => window.__settled")
     expect(page.locator("#panel h3")).to_contain_text(kind.replace("_", " ").capitalize())
 
 
