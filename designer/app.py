@@ -7,19 +7,23 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import timedelta
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from designer import pages, sales, tracking
 from designer.deps import send_event, temporal
 from designer.deps import store as store_of
+from designer.templating import TEMPLATES
 from engine.document import json_schema
 from engine.lead import LeadIn
 from engine.validator import check
@@ -59,6 +63,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(sales.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """JSON for the API; for people, the message in the side panel (htmx) or on a page."""
+        if request.url.path.startswith(("/api/", "/healthz")) or ("text/html" not in request.headers.get("accept", "") \
+                and not request.headers.get("hx-request")):
+            return await http_exception_handler(request, exc)
+        if request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
+            message = escape(str(exc.detail))
+            return HTMLResponse(f'<aside id="panel" class="panel"><p class="error">{message}</p></aside>',
+                                status_code=422)  # 422 is the status htmx is set to swap in
+        title = {404: "Not found", 409: "Already decided", 422: "That did not work"}.get(exc.status_code, "Error")
+        return TEMPLATES.TemplateResponse(request, "error.html", {"status": exc.status_code, "title": title,
+                                                                  "detail": exc.detail}, status_code=exc.status_code)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

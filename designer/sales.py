@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from connectors.base import InboundRejected
@@ -67,14 +67,20 @@ async def decide_form(request: Request, key: str, decision: Annotated[str, Form(
                       reason: Annotated[str, Form()] = "", rep: Annotated[str, Form()] = "") -> RedirectResponse:
     try:
         parsed = Decision(decision=decision, reason=reason, rep=rep)  # type: ignore[arg-type]
+        await _decide(request, key, parsed)
     except ValidationError as exc:
-        raise HTTPException(422, exc.errors()[0]["msg"]) from None
-    await _decide(request, key, parsed)
+        return _inbox(request, rep, error=exc.errors()[0]["msg"])
+    except HTTPException as exc:  # shown on the page the rep is looking at, not as bare JSON
+        return _inbox(request, rep, error=str(exc.detail), status=exc.status_code)
     return RedirectResponse(f"/inbox?rep={rep}&done={parsed.decision}", status_code=303)
 
 
 @router.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
-def inbox(request: Request, rep: str = "", done: str = "") -> HTMLResponse:
+def inbox(request: Request, rep: str = "", done: str = "") -> Response:
+    return _inbox(request, rep, done)
+
+
+def _inbox(request: Request, rep: str, done: str = "", error: str = "", status: int = 422) -> Response:
     db, sales = store(request), SalesStore(store(request))
     reps = sales.reps()
     me = next((r for r in reps if r.id == rep), None)
@@ -89,8 +95,9 @@ def inbox(request: Request, rep: str = "", done: str = "") -> HTMLResponse:
             "handover": handover, "lead": lead, "score": explain(db, snapshot(db, lead.id), time.time()),
             "timeline": journey_timeline(db, sales, lead.id)[-25:],
         })
-    return TEMPLATES.TemplateResponse(request, "inbox.html", {"reps": reps, "me": me, "items": items,
-                                                              "done": done, "now": time.time()})
+    return TEMPLATES.TemplateResponse(request, "inbox.html", {"reps": reps, "me": me, "items": items, "done": done,
+                                                              "error": error, "now": time.time()},
+                                      status_code=status if error else 200)
 
 
 def journey_timeline(db: Any, sales: SalesStore, lead_id: str) -> list[tuple[float, str, str]]:

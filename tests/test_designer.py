@@ -140,3 +140,15 @@ async def test_live_numbers_and_lead_search(designer: httpx.AsyncClient, nurture
     assert leads[1].id in found and leads[0].id not in found
     journey = (await designer.get(f"/leads/{leads[0].id}")).text
     assert "lead.updated" in journey and f"{model} · hello" in journey and "goal:mql" in journey
+
+
+async def test_mistakes_come_back_as_messages_people_can_read(designer: httpx.AsyncClient) -> None:
+    await designer.post("/designer/templates/welcome-nurture")
+    panel = await designer.post("/designer/welcome-nurture/steps/await-click/move",
+                                data={"source": "__start__", "field": "start"}, headers={"HX-Request": "true"})
+    assert panel.status_code == 422 and panel.text.startswith('<aside id="panel"')
+    assert "only steps with one way out can move" in panel.text
+    page = await designer.get("/designer/nope", headers={"accept": "text/html"})
+    assert page.status_code == 404 and "no care model &#39;nope&#39;" in page.text and "<nav" in page.text
+    api = await designer.post("/api/care-models/nope/enrolments", json={"lead_id": "x"})
+    assert api.status_code == 404 and api.json() == {"detail": "care model 'nope' is not published"}

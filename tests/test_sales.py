@@ -135,7 +135,8 @@ async def test_clicks_raise_the_score_to_a_handover_the_rep_rejects_back_to_nurt
     assert (await api.get("/inbox", params={"rep": "ben"})).text.count("data-lead=") == 0
 
     refused = await api.post(f"/inbox/{key}/decision", data={"decision": "reject", "reason": "", "rep": "ana"})
-    assert refused.status_code == 422 and "needs a reason" in refused.text
+    assert refused.status_code == 422 and 'id="inbox-error"' in refused.text and "needs a reason" in refused.text
+    assert ada in refused.text, "the rep stays on the inbox, lead in view, with the problem said"
     rejected = await api.post(f"/inbox/{key}/decision", data={"decision": "reject", "reason": "no budget until Q3",
                                                               "rep": "ana"})
     assert rejected.status_code == 303
