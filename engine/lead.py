@@ -26,7 +26,7 @@ class LeadEvent:
 class LeadState:
     id: str
     email: str = ""
-    timezone: str = "UTC"
+    timezone: str = ""  # empty: the care model's default time zone applies
     stage: str = "suspect"
     fit: float = 0.0
     engagement: float = 0.0
@@ -59,7 +59,7 @@ class LeadIn(BaseModel):
 
     id: str = Field(min_length=1, max_length=200)
     email: str = ""
-    timezone: str = "UTC"
+    timezone: str = Field(default="", description="IANA zone; empty uses each care model's default")
     stage: Stage = "suspect"
     fit: float = 0.0
     engagement: float = 0.0
@@ -69,6 +69,8 @@ class LeadIn(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        if not value:
+            return value
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):

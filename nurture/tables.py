@@ -30,7 +30,7 @@ class Lead(SQLModel, table=True):
     __tablename__ = "leads"
     id: str = Field(primary_key=True)
     email: str = ""
-    timezone: str = "UTC"
+    timezone: str = ""
     stage: str = "suspect"
     fit: float = 0.0
     engagement: float = 0.0

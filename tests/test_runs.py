@@ -437,3 +437,15 @@ async def test_content_is_escaped_missing_fields_are_empty_and_broken_content_is
     assert sent[0].body.startswith("<b>&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co\r\nBcc: x@evil.test</b>")
     broken = next(o for o in nurture.store.outbox(lead.id) if o.step == "broken")
     assert broken.status == "skipped" and broken.reason.startswith("content error: step broken:")
+
+
+async def test_a_lead_without_a_time_zone_follows_the_care_models_default(nurture: Harness) -> None:
+    version = nurture.publish(CLOCK.replace("id: clock", "id: clock-default").replace(
+        "settings:", "settings:\n  default_timezone: Asia/Tokyo"))
+    lead = nurture.lead()
+    assert lead.timezone == ""
+    _, handle = await nurture.enrol(version, lead)
+    await nurture.finish(handle)
+    held = next(j for j in nurture.store.journey(lead_id=lead.id) if j.kind == "send_window")
+    local = datetime.fromtimestamp(held.at, ZoneInfo("Asia/Tokyo"))
+    assert (local.weekday(), local.hour, local.minute) == (4, 21, 30)
