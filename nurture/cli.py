@@ -65,12 +65,20 @@ def _up(_: argparse.Namespace) -> int:
 
 
 def _worker(_: argparse.Namespace) -> int:
+    from nurture.jobs import scheduler
     from nurture.services import connect, run_worker
     from nurture.store import Store
 
     async def go() -> None:
         settings = Settings()
-        await run_worker(settings, Store.open(settings.db_url), await connect(settings))
+        store, client = Store.open(settings.db_url), await connect(settings)
+        # Periodic jobs are idempotent, so every worker may run them; one per deployment is enough.
+        jobs = scheduler(store, client)
+        jobs.start()
+        try:
+            await run_worker(settings, store, client)
+        finally:
+            jobs.shutdown(wait=False)
 
     asyncio.run(go())
     return 0
