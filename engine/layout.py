@@ -94,6 +94,8 @@ def layout(doc: dict[str, Any]) -> Layout:
     place(START, 0)
     for node in order:
         place(node, 0)
+    _untangle(order, row, col, [(n, t) for n in order for f, t, _ in children.get(n, [])
+                                 if t is not None and (n, f) not in back])
 
     out = Layout()
     for node in order:
@@ -138,3 +140,32 @@ def layout(doc: dict[str, Any]) -> Layout:
     out.width = right + 60 + loops * 14
     out.height = PAD + (max(row.values()) + 1) * ROW_H + 40
     return out
+
+
+def _untangle(order: list[str], row: dict[str, int], col: dict[str, int], edges: list[tuple[str, str]]) -> None:
+    """Fewer crossings: a few barycentre sweeps reorder each row by where its neighbours stand, then each
+    node takes the column nearest that mean that its left neighbour leaves free (so chains stay straight)."""
+    parents: dict[str, list[str]] = {}
+    kids: dict[str, list[str]] = {}
+    for a, b in edges:
+        parents.setdefault(b, []).append(a)
+        kids.setdefault(a, []).append(b)
+    rows: dict[int, list[str]] = {}
+    for node in sorted(order, key=lambda n: col[n]):
+        rows.setdefault(row[node], []).append(node)
+    levels = sorted(rows)
+    for sweep in range(4):
+        down = sweep % 2 == 0
+        for level in (levels if down else reversed(levels)):
+            near = parents if down else kids
+
+            def centre(node: str, near: dict[str, list[str]] = near) -> float:
+                others = near.get(node, [])
+                return sum(col[o] for o in others) / len(others) if others else col[node]
+
+            nodes = sorted(rows[level], key=centre)
+            last = -1
+            for node in nodes:
+                col[node] = max(last + 1, round(centre(node)))
+                last = col[node]
+            rows[level] = nodes
