@@ -51,9 +51,11 @@ def _doc(request: Request, model: str) -> dict[str, Any]:
 
 def editor(request: Request, model: str, doc: dict[str, Any] | None = None, selected: str | None = None,
            form: Any = None, chooser: dict[str, str] | None = None, saved: bool = False,
-           sim: list[Any] | None = None, settings_errors: list[str] | None = None) -> dict[str, Any]:
+           sim: list[Any] | None = None, settings_errors: list[str] | None = None,
+           problems: list[Any] | None = None) -> dict[str, Any]:
     doc = doc if doc is not None else _doc(request, model)
-    _, problems = check(doc)
+    if problems is None:
+        _, problems = check(doc)
     by_step: dict[str, list[str]] = {}
     for p in problems:
         if p.step:
@@ -188,7 +190,7 @@ async def save_step(request: Request, model: str, step_id: str) -> Response:
     for name, messages in yaml_errors.items():
         errors.setdefault(name, []).extend(messages)
     form = build_form(new_step, _ids(doc), errors)
-    context = editor(request, model, doc, selected=step_id, form=form, saved=True)
+    context = editor(request, model, doc, selected=step_id, form=form, saved=True, problems=problems)
     if request.query_params.get("autosave"):  # a change as you type: leave the form alone, update the rest
         context |= {"oob": True, "autosaving": True}
         return _render(request, "designer/editor.html", context, ["canvas", "problems", "field_errors"],
@@ -243,8 +245,10 @@ def save_settings(request: Request, model: str, name: Annotated[str, Form()] = "
         return _panel_and_canvas(request, editor(request, model, doc, settings_errors=[f"settings: {exc}"]), 422)
     doc.update({"name": name.strip() or doc.get("name", model), "description": description, "settings": parsed})
     _designs(request).save(model, doc)
-    errors = [str(p) for p in check(doc)[1] if (p.field or "").startswith(("settings", "name"))]
-    return _panel_and_canvas(request, editor(request, model, doc, settings_errors=errors), 422 if errors else 200)
+    _, problems = check(doc)
+    errors = [str(p) for p in problems if (p.field or "").startswith(("settings", "name"))]
+    context = editor(request, model, doc, settings_errors=errors, problems=problems)
+    return _panel_and_canvas(request, context, 422 if errors else 200)
 
 
 @router.get("/designer/{model}/export")
