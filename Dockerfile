@@ -6,6 +6,7 @@ COPY engine ./engine
 COPY workflows ./workflows
 COPY designer ./designer
 COPY connectors ./connectors
+COPY store ./store
 COPY nurture ./nurture
 COPY templates ./templates
 COPY examples ./examples

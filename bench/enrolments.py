@@ -23,8 +23,8 @@ from connectors.registry import CHANNELS
 from engine.lead import LeadState
 from engine.validator import load_or_raise
 from nurture.services import temporal_cli
-from nurture.store import Store
-from workflows.client import enrol
+from store.store import Store
+from workflows.enrolment import enrol
 from workflows.worker import make_worker
 
 MODEL = """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from connectors.base import BaseConnector, ConnectorError, Message, Receipt
-from nurture.store import LifecycleError, SalesStore
-from nurture.tables import CrmNote, CrmTask
+from store.store import LifecycleError, SalesStore
+from store.tables import CrmNote, CrmTask
 
 
 class BuiltinCrmConnector(BaseConnector):

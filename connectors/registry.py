@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from connectors.base import Connector, ConnectorContext, ConnectorError
 from connectors.dryrun import DryRunConnector
 from connectors.ratelimit import RateLimitedConnector
+from nurture.settings import Settings
+from store.store import Store
 
 GROUP = "nurture.connectors"
 CHANNELS = ("email", "social", "crm", "webhook")
@@ -64,3 +66,10 @@ def build(config: dict[str, dict[str, Any]], context: ConnectorContext, dry_run:
             connector = RateLimitedConnector(connector, settings_model.rate_per_minute)  # type: ignore[assignment]
         out[channel] = connector
     return out
+
+
+def from_settings(settings: Settings, store: Store) -> dict[str, Connector]:
+    """The connectors an operator configured (`NURTURE_CONNECTORS_FILE`), one per channel."""
+    context = ConnectorContext(public_url=settings.public_base, store=store)
+    return build(read_config(settings.connectors_file), context, dry_run=settings.dry_run,
+                 source=str(settings.connectors_file))

@@ -11,10 +11,14 @@ from fastapi import HTTPException, Request
 from temporalio.client import Client
 
 from connectors.base import Connector
+from connectors.registry import from_settings
 from engine.lead import LeadEvent
 from nurture.settings import Settings
-from nurture.store import Store
-from workflows.client import Ingested, ingest
+from store.store import Store
+from workflows.ingest import Ingested, ingest
+
+# After a failed connection, routes that can defer their work to the redelivery loop stop trying for this long.
+RECONNECT_SECONDS = 2.0
 
 
 def settings(request: Request) -> Settings:
@@ -27,25 +31,33 @@ def store(request: Request) -> Store:
 
 def connectors(request: Request) -> dict[str, Connector]:
     if request.app.state.connectors is None:
-        from nurture.services import connectors_for
-
-        request.app.state.connectors = connectors_for(settings(request), store(request))
+        request.app.state.connectors = from_settings(settings(request), store(request))
     return request.app.state.connectors
 
 
 async def temporal(request: Request) -> Client:
-    if request.app.state.client is None:
+    """The Temporal client, for routes that cannot answer without it (503 while it is out of reach)."""
+    client = await temporal_or_none(request)
+    if client is None:
+        s = settings(request)
+        raise HTTPException(503, f"Temporal is not reachable at {s.temporal_target}; try again shortly")
+    return client
+
+
+async def temporal_or_none(request: Request) -> Client | None:
+    """The Temporal client, or None while it cannot be reached: work that can wait is queued instead."""
+    state = request.app.state
+    if state.client is None and time.monotonic() >= getattr(state, "retry_connect_at", 0.0):
         s = settings(request)
         try:
-            request.app.state.client = await asyncio.wait_for(
-                Client.connect(s.temporal_target, namespace=s.temporal_namespace), 5)
-        except (RuntimeError, TimeoutError) as exc:
-            raise HTTPException(503, f"Temporal is not reachable at {s.temporal_target}: {exc}") from None
-    return request.app.state.client
+            state.client = await asyncio.wait_for(Client.connect(s.temporal_target, namespace=s.temporal_namespace), 5)
+        except (RuntimeError, TimeoutError):
+            state.retry_connect_at = time.monotonic() + RECONNECT_SECONDS
+    return state.client
 
 
 async def send_event(request: Request, lead_id: str, type_: str, data: dict[str, Any] | None = None,
                      event_id: str | None = None, at: float | None = None) -> Ingested:
     event = LeadEvent(event_id or str(uuid.uuid4()), type_, at or time.time(), data or {})
-    return await ingest(await temporal(request), store(request), lead_id, event,
+    return await ingest(await temporal_or_none(request), store(request), lead_id, event,
                         task_queue=settings(request).task_queue)

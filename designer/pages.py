@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from designer.deps import store, temporal
+from designer.deps import settings, store, temporal_or_none
 from designer.forms import build_form, read_form, summary
 from designer.sales import journey_timeline
 from designer.templating import TEMPLATES
@@ -22,8 +22,8 @@ from engine.durations import format_duration
 from engine.layout import layout
 from engine.lead import LeadIn
 from engine.validator import DocumentError, check, parse_text
-from nurture.designs import Designs
-from nurture.store import SalesStore
+from store.designs import Designs
+from store.store import SalesStore
 from workflows.client import migrate_runs
 from workflows.simulate import format_offset, parse_script, simulate
 
@@ -294,20 +294,26 @@ async def publish(request: Request, model: str) -> Response:
     except DocumentError as exc:
         raise HTTPException(422, str(exc)) from None
     _designs(request).save(model, row.document)
-    moved = 0
+    moved = waiting = 0
     if form.get("mode") == "migrate":
         mapping = {k.removeprefix("map:"): v for k, v in form.items() if k.startswith("map:") and v}
-        moved = await migrate_runs(await temporal(request), store(request), row, mapping)
-    return RedirectResponse(f"/designer/{model}/versions?published={row.version}&migrated={moved}", status_code=303)
+        report = await migrate_runs(await temporal_or_none(request), store(request), row, mapping,
+                                    settings(request).task_queue)
+        moved, waiting = len(report.signalled), len(report.pending)
+    later = f"&waiting={waiting}" if waiting else ""
+    return RedirectResponse(f"/designer/{model}/versions?published={row.version}&migrated={moved}{later}",
+                            status_code=303)
 
 
 @router.get("/designer/{model}/versions", response_class=HTMLResponse)
-def versions(request: Request, model: str, published: int | None = None, migrated: int = 0) -> Response:
+def versions(request: Request, model: str, published: int | None = None, migrated: int = 0,
+             waiting: int = 0) -> Response:
     rows = _designs(request).versions(model)
     diffs = {row.version: _diff(rows[i + 1].document if i + 1 < len(rows) else None, row.document)
              for i, row in enumerate(rows)}
     return _render(request, "designer/versions.html", {"model": model, "rows": rows, "diffs": diffs,
-                                                       "published": published, "migrated": migrated})
+                                                       "published": published, "migrated": migrated,
+                                                       "waiting": waiting})
 
 
 @router.post("/designer/{model}/versions/{number}/revert")

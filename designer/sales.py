@@ -13,10 +13,9 @@ from connectors.base import InboundRejected
 from designer.deps import connectors, send_event, store
 from designer.templating import TEMPLATES
 from engine.scoring import ScoringModel
-from nurture.scores import explain
-from nurture.store import SalesStore
-from nurture.tables import Handover, Rep
-from workflows.client import snapshot
+from store.scores import explain
+from store.store import SalesStore
+from store.tables import Handover, Rep
 
 router = APIRouter()
 
@@ -44,22 +43,24 @@ def _handover(request: Request, key: str) -> Handover:
     return row
 
 
-async def _decide(request: Request, key: str, decision: Decision) -> Handover:
+async def _decide(request: Request, key: str, decision: Decision) -> tuple[Handover, list[str]]:
     row = _handover(request, key)
     if row.status != "open":
         raise HTTPException(409, f"handover already {row.status}")
     if decision.decision == "reject" and not decision.reason.strip():
         raise HTTPException(422, "a rejection needs a reason, so marketing knows what to change")
     kind = "handover.accepted" if decision.decision == "accept" else "handover.rejected"
-    await send_event(request, row.lead_id, kind, {"handover": key, "reason": decision.reason,
-                                                  "rep": decision.rep or row.rep_id}, event_id=f"{key}/decision")
-    return row
+    sent = await send_event(request, row.lead_id, kind, {"handover": key, "reason": decision.reason,
+                                                         "rep": decision.rep or row.rep_id}, event_id=f"{key}/decision")
+    return row, sent.pending
 
 
 @router.post("/api/handovers/{key:path}/decision")
-async def decide(request: Request, key: str, decision: Decision) -> dict[str, Any]:
-    row = await _decide(request, key, decision)
-    return {"handover": key, "lead_id": row.lead_id, "decision": decision.decision}
+async def decide(request: Request, key: str, decision: Decision) -> JSONResponse:
+    """200 when the run has the decision; 202 when Temporal is out of reach and it will get it on retry."""
+    row, pending = await _decide(request, key, decision)
+    return JSONResponse({"handover": key, "lead_id": row.lead_id, "decision": decision.decision, "pending": pending},
+                        status_code=202 if pending else 200)
 
 
 @router.post("/inbox/{key:path}/decision", include_in_schema=False)
@@ -92,7 +93,7 @@ def _inbox(request: Request, rep: str, done: str = "", error: str = "", status: 
         if lead is None:
             continue
         items.append({
-            "handover": handover, "lead": lead, "score": explain(db, snapshot(db, lead.id), time.time()),
+            "handover": handover, "lead": lead, "score": explain(db, db.snapshot(lead.id), time.time()),
             "timeline": journey_timeline(db, sales, lead.id)[-25:],
         })
     return TEMPLATES.TemplateResponse(request, "inbox.html", {"reps": reps, "me": me, "items": items, "done": done,
@@ -134,7 +135,7 @@ def lead_score(request: Request, lead_id: str) -> dict[str, Any]:
     db = store(request)
     if db.get_lead(lead_id) is None:
         raise HTTPException(404, f"lead '{lead_id}' does not exist")
-    return explain(db, snapshot(db, lead_id), time.time())
+    return explain(db, db.snapshot(lead_id), time.time())
 
 
 @router.get("/api/leads/{lead_id}/stages")
@@ -143,7 +144,7 @@ def lead_stages(request: Request, lead_id: str) -> list[dict[str, Any]]:
 
 
 @router.post("/api/inbound/{channel}")
-async def inbound(request: Request, channel: str) -> dict[str, Any]:
+async def inbound(request: Request, channel: str) -> JSONResponse:
     connector = connectors(request).get(channel)
     if connector is None:
         raise HTTPException(404, f"no channel '{channel}'")
@@ -152,4 +153,6 @@ async def inbound(request: Request, channel: str) -> dict[str, Any]:
     except InboundRejected as exc:
         raise HTTPException(401, str(exc)) from None
     results = [await send_event(request, e.lead_id, e.type, e.data, event_id=e.id) for e in events]
-    return {"accepted": len(events), "new": sum(r.new for r in results)}
+    pending = sum(len(r.pending) for r in results)
+    return JSONResponse({"accepted": len(events), "new": sum(r.new for r in results), "pending": pending},
+                        status_code=202 if pending else 200)

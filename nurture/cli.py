@@ -67,7 +67,7 @@ def _up(_: argparse.Namespace) -> int:
 def _worker(_: argparse.Namespace) -> int:
     from nurture.jobs import scheduler
     from nurture.services import connect, run_worker
-    from nurture.store import Store
+    from store.store import Store
 
     async def go() -> None:
         settings = Settings()
@@ -135,7 +135,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from nurture.store import Store
+    from store.store import Store
 
     store = Store.open(Settings().db_url)
     for path in args.paths:
@@ -151,9 +151,8 @@ def _schema(_: argparse.Namespace) -> int:
 
 def _connectors(args: argparse.Namespace) -> int:
     from connectors.base import ConnectorError
-    from connectors.registry import available, read_config
-    from nurture.services import connectors_for
-    from nurture.store import Store
+    from connectors.registry import available, from_settings, read_config
+    from store.store import Store
 
     settings = Settings()
     try:
@@ -170,7 +169,7 @@ def _connectors(args: argparse.Namespace) -> int:
         print(f"\nConfiguration: {settings.connectors_file} ({state})")
         return 0
     try:
-        built = connectors_for(settings, Store.open(settings.db_url))
+        built = from_settings(settings, Store.open(settings.db_url))
     except ConnectorError as exc:
         raise InputError(str(exc)) from None
     failed = 0

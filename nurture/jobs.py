@@ -12,11 +12,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from engine.lead import LeadEvent
-from nurture.scores import rescore
-from nurture.store import Store
-from nurture.tables import Lead
+from store.scores import rescore
+from store.store import Store
+from store.tables import Lead
 from workflows.care_model_run import CareModelRun
-from workflows.client import snapshot
 
 
 async def decay_scores(store: Store, client: Client, now: float | None = None) -> int:
@@ -26,7 +25,7 @@ async def decay_scores(store: Store, client: Client, now: float | None = None) -
         lead_ids = list(s.exec(select(Lead.id).where(Lead.engagement != 0)))
     changed = 0
     for lead_id in lead_ids:
-        lead = snapshot(store, lead_id)
+        lead = store.snapshot(lead_id)
         result = rescore(store, lead, now)
         if result is None:
             return 0  # no scoring model: scores belong to the integrator

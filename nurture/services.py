@@ -15,11 +15,10 @@ from pathlib import Path
 import uvicorn
 from temporalio.client import Client
 
-from connectors.base import Connector, ConnectorContext
-from connectors.registry import build, read_config
+from connectors.registry import from_settings
 from nurture.jobs import scheduler
 from nurture.settings import Settings
-from nurture.store import Store
+from store.store import Store
 from workflows.worker import make_worker
 
 
@@ -71,14 +70,8 @@ async def connect(settings: Settings, wait_seconds: float = 60) -> Client:
             await asyncio.sleep(0.5)
 
 
-def connectors_for(settings: Settings, store: Store) -> dict[str, Connector]:
-    context = ConnectorContext(public_url=settings.public_base, store=store)
-    return build(read_config(settings.connectors_file), context, dry_run=settings.dry_run,
-                 source=str(settings.connectors_file))
-
-
 async def run_worker(settings: Settings, store: Store, client: Client) -> None:
-    worker = make_worker(client, store, connectors_for(settings, store), dry_run=settings.dry_run,
+    worker = make_worker(client, store, from_settings(settings, store), dry_run=settings.dry_run,
                          task_queue=settings.task_queue, public_url=settings.public_base, secret=settings.secret())
     await worker.run()
 

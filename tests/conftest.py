@@ -21,11 +21,12 @@ from connectors.base import Message, Receipt
 from connectors.registry import CHANNELS
 from engine.lead import LeadEvent, LeadState
 from engine.validator import load_or_raise
-from nurture.store import Store
-from nurture.tables import CareModelVersion
+from store.store import Store
+from store.tables import CareModelVersion
 from tests.postgres import PostgresServer
 from workflows.care_model_run import CareModelRun
-from workflows.client import Enrolled, Ingested, enrol, ingest, snapshot
+from workflows.enrolment import Enrolled, enrol
+from workflows.ingest import Ingested, ingest
 from workflows.simulate import _quiet_runtime, test_server_path
 from workflows.worker import make_worker
 
@@ -66,7 +67,7 @@ class Harness:
         return lead
 
     async def enrol(self, version: CareModelVersion, lead: LeadState) -> tuple[Enrolled, WorkflowHandle]:
-        result = await enrol(self.env.client, self.store, version, snapshot(self.store, lead.id),
+        result = await enrol(self.env.client, self.store, version, self.store.snapshot(lead.id),
                              task_queue=self.queue)
         return result, self.env.client.get_workflow_handle_for(CareModelRun.run, result.workflow_id)
 

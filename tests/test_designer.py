@@ -17,8 +17,8 @@ from designer.app import create_app
 from engine import editing
 from engine.layout import layout
 from engine.validator import check
-from nurture.designs import Designs
 from nurture.settings import Settings
+from store.designs import Designs
 from tests.conftest import Harness
 from workflows.care_model_run import CareModelRun
 

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from designer.app import create_app
 from nurture.settings import Settings
-from nurture.store import Store
+from store.store import Store
 from tests.fakes.serve import serving
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -12,8 +12,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from engine.schedule import choose_variant
-from nurture.store import plan_from_dict
-from nurture.tables import Handover
+from store.store import plan_from_dict
+from store.tables import Handover
 from tests.conftest import Harness, harness_with
 from workflows.care_model_run import CareModelRun
 from workflows.messages import RunInput

@@ -15,8 +15,9 @@ from connectors.base import Connector, ConnectorError, Message, RateLimited
 from engine.content import ContentError, lead_context, render
 from engine.durations import format_duration
 from engine.tracking import compose_email
-from nurture.store import LifecycleError, SalesStore, Store
-from nurture.tables import Enrolment, Handover, JourneyRow, Lead, OutboxRow, Rep, ScoreChangeRow
+from store.store import LifecycleError, SalesStore, Store
+from store.tables import Handover, JourneyRow, Lead, OutboxRow, Rep, ScoreChangeRow
+from workflows.enrolment import enrol
 from workflows.messages import (
     TASK_QUEUE,
     Delivery,
@@ -160,14 +161,12 @@ class Activities:
 
     @activity.defn(name="move_lead")
     async def move_lead(self, m: MoveRequest) -> str:
-        from workflows.client import enrol, snapshot  # the client imports this module
-
         if self.dry_run or self.client is None:
             return "dry run: not enrolled"
         version = self.store.latest(m.to_model)
         if version is None:
             return f"care model '{m.to_model}' is not published; lead not moved"
-        moved = await enrol(self.client, self.store, version, snapshot(self.store, m.lead.id),
+        moved = await enrol(self.client, self.store, version, self.store.snapshot(m.lead.id),
                             task_queue=self.task_queue)
         return f"{moved.status} {moved.reason}".strip()
 
@@ -238,7 +237,3 @@ class Activities:
         return [self.deliver, self.adjust_score, self.record_journey, self.open_handover, self.close_handover,
                 self.move_lead, self.finish_enrolment]
 
-
-def enrolment_row(workflow_id: str, enrolment: str, care_model: str, version: int, lead_id: str) -> Enrolment:
-    return Enrolment(enrolment=enrolment, workflow_id=workflow_id, care_model=care_model, version=version,
-                     lead_id=lead_id)

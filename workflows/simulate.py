@@ -22,9 +22,10 @@ from connectors.registry import CHANNELS
 from engine.document import CareModelDocument
 from engine.durations import parse_duration
 from engine.lead import LeadEvent, LeadState
-from nurture.store import Store
+from store.store import Store
 from workflows.care_model_run import CareModelRun
-from workflows.client import enrol, ingest, snapshot
+from workflows.enrolment import enrol
+from workflows.ingest import ingest
 from workflows.worker import make_worker
 
 DEFAULT_HORIZON = 400 * 86400
@@ -115,7 +116,7 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
                         raise ValueError(f"start {start.isoformat()} is in the past; pick a time ahead of now")
                     await env.sleep(ahead)
                 t0 = (await env.get_current_time()).timestamp()
-                enrolled = await enrol(env.client, store, version, snapshot(store, lead.id), task_queue=queue)
+                enrolled = await enrol(env.client, store, version, store.snapshot(lead.id), task_queue=queue)
                 if enrolled.status != "started":
                     raise ValueError(f"lead {lead.id} was not enrolled: {enrolled.reason or enrolled.status}")
                 handle = env.client.get_workflow_handle_for(CareModelRun.run, enrolled.workflow_id)

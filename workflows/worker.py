@@ -10,7 +10,7 @@ from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from connectors.base import Connector
-from nurture.store import Store
+from store.store import Store
 from workflows.activities import Activities
 from workflows.care_model_run import CareModelRun
 from workflows.messages import TASK_QUEUE

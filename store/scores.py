@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from engine.lead import LeadState
 from engine.lifecycle import stage_rank
 from engine.scoring import ScoreCard, ScoringModel, reached, score
-from nurture.store import LifecycleError, SalesStore, Store
-from nurture.tables import Lead
+from store.store import LifecycleError, SalesStore, Store
+from store.tables import Lead
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlmodel import func, select
 
-from nurture.store import Store
-from nurture.tables import CareModelVersion, Draft, Enrolment, JourneyRow, Lead, utcnow
+from store.store import Store
+from store.tables import CareModelVersion, Draft, Enrolment, JourneyRow, Lead, utcnow
 
 
 class Designs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
@@ -14,13 +14,14 @@ from sqlmodel import Session, select
 
 from engine.compiler import Plan, compile_document
 from engine.document import CareModelDocument
-from engine.lead import LeadEvent, LeadState
+from engine.lead import MAX_EVENTS, LeadEvent, LeadState
 from engine.lifecycle import check_transition
-from nurture.db import make_engine, migrate
-from nurture.tables import (
+from store.db import make_engine, migrate
+from store.tables import (
     CareModelVersion,
     CrmNote,
     CrmTask,
+    DeliveryRow,
     Enrolment,
     EventRow,
     Handover,
@@ -79,6 +80,11 @@ class Store:
             return s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model)
                           .order_by(CareModelVersion.version.desc())).first()
 
+    def version(self, care_model: str, version: int) -> CareModelVersion | None:
+        with self.session() as s:
+            return s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model,
+                                                         CareModelVersion.version == version)).first()
+
     def latest_versions(self) -> list[CareModelVersion]:
         with self.session() as s:
             newest = (select(CareModelVersion.care_model, func.max(CareModelVersion.version).label("v"))
@@ -104,12 +110,15 @@ class Store:
         with self.session() as s:
             return s.get(Lead, lead_id)
 
-    def record_event(self, event: LeadEvent, lead_id: str) -> bool:
-        """Stores the event on the lead's timeline; False when this event id was seen before."""
+    def record_event(self, event: LeadEvent, lead_id: str, deliveries: Sequence[DeliveryRow] = ()) -> bool:
+        """Stores the event on the lead's timeline with what Temporal must be told of it, in one transaction.
+
+        False when this event id was seen before: then nothing is written."""
         with self.session() as s:
             if s.get(EventRow, event.id) is not None:
                 return False
             s.add(EventRow(id=event.id, lead_id=lead_id, type=event.type, at=event.at, data=event.data))
+            s.add_all(deliveries)
             lead = s.get(Lead, lead_id)
             if lead is not None and event.type == "lead.unsubscribed":
                 lead.unsubscribed = True
@@ -123,16 +132,25 @@ class Store:
                 s.add(lead)
         return True
 
+    def snapshot(self, lead_id: str) -> LeadState:
+        """The lead as a new run starts with it: profile, scores and its recent timeline."""
+        row = self.get_lead(lead_id)
+        lead = lead_state(row) if row is not None else LeadState(id=lead_id)
+        lead.events = [LeadEvent(e.id, e.type, e.at, e.data) for e in self.timeline(lead_id)[-MAX_EVENTS:]]
+        return lead
+
     def timeline(self, lead_id: str) -> list[EventRow]:
         with self.session() as s:
             return list(s.exec(select(EventRow).where(EventRow.lead_id == lead_id).order_by(EventRow.at)))
 
     # --- enrolments --------------------------------------------------------------------------------
 
-    def enrolment_started(self, row: Enrolment) -> None:
+    def enrolment_started(self, workflow_id: str, enrolment: str, care_model: str, version: int,
+                          lead_id: str) -> None:
         with self.session() as s:
-            if s.get(Enrolment, row.enrolment) is None:
-                s.add(row)
+            if s.get(Enrolment, enrolment) is None:
+                s.add(Enrolment(enrolment=enrolment, workflow_id=workflow_id, care_model=care_model, version=version,
+                                lead_id=lead_id))
 
     def enrolment_finished(self, enrolment: str, outcome: str, at: float) -> None:
         with self.session() as s:

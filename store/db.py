@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlmodel import SQLModel
 
-from nurture import tables
+from store import tables
 
 _SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON")
 
@@ -67,7 +67,13 @@ def _v3_drafts(engine: Engine) -> None:
 
 # Append only: each entry runs once per database, in order, and is never edited after release. Version 1
 # creates tables from the models of its day, so later steps add what is missing rather than assume.
-MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts]
+def _v4_deliveries(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in (  # type: ignore[attr-defined]
+        tables.DeliveryRow, tables.Lease,
+    )])
+
+
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts, _v4_deliveries]
 
 
 def migrate(engine: Engine) -> int:

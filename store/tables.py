@@ -180,3 +180,34 @@ class Draft(SQLModel, table=True):
     care_model: str = Field(primary_key=True)
     document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryRow(SQLModel, table=True):
+    """Something Temporal must be told for a lead: an event for a run, an enrolment, a migration.
+
+    Written in the transaction that accepts the cause, marked done only once Temporal has taken it."""
+
+    __tablename__ = "deliveries"
+    id: int | None = Field(default=None, primary_key=True)  # the order of delivery, per lead
+    key: str = Field(unique=True)
+    lead_id: str = Field(index=True)
+    kind: str  # signal | enrol | migrate
+    workflow_id: str = ""
+    care_model: str = ""
+    event: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", index=True)  # pending | done
+    outcome: str = ""
+    attempts: int = 0
+    last_error: str = ""
+    created_at: float
+    done_at: float | None = None
+
+
+class Lease(SQLModel, table=True):
+    """Who runs a once-per-deployment loop right now; another process takes over when it expires."""
+
+    __tablename__ = "leases"
+    name: str = Field(primary_key=True)
+    holder: str
+    expires_at: float

@@ -1,0 +1,144 @@
+"""The JSON API for integrators: care models, leads, enrolments, events, where a lead is and its journey."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from temporalio.service import RPCError
+
+from designer.deps import send_event, settings, temporal, temporal_or_none
+from designer.deps import store as store_of
+from engine.document import json_schema
+from engine.lead import LeadIn
+from engine.validator import check
+from store.deliveries import Deliveries
+from workflows.client import where
+from workflows.ingest import deliver_pending, enrol_row
+
+router = APIRouter(prefix="/api")
+
+
+class EventIn(BaseModel):
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, description="dedupe key")
+    lead_id: str = Field(min_length=1)
+    type: str = Field(min_length=1, examples=["email.clicked"])
+    at: float | None = Field(default=None, description="epoch seconds; defaults to now")
+    data: dict[str, Any] = {}
+
+
+class EnrolIn(BaseModel):
+    lead_id: str = Field(min_length=1)
+
+
+class Accepted(BaseModel):
+    """What became of an event: 200 when Temporal took every delivery, 202 when some wait in `pending`."""
+
+    new: bool = Field(description="false when this event id was accepted before")
+    signalled: list[str] = Field(description="running care models told of the event now")
+    enrolled: list[str] = Field(description="care models the event started (entry rules, stage thresholds)")
+    staged: list[str] = Field(description="lifecycle stages the lead moved to")
+    pending: list[str] = Field(description="deliveries Temporal has not taken yet; retried until it does")
+
+
+def _accepted(result: Any) -> JSONResponse:
+    return JSONResponse(asdict(result), status_code=202 if result.pending else 200)
+
+
+@router.get("/schema")
+def schema() -> dict[str, Any]:
+    return json_schema()
+
+
+@router.post("/validate")
+def validate(document: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    _, problems = check(document)
+    return {"valid": not problems, "problems": [p.to_dict() for p in problems]}
+
+
+@router.post("/care-models", status_code=201)
+def publish(request: Request, document: Annotated[dict[str, Any], Body()]) -> Any:
+    doc, problems = check(document)
+    if doc is None or problems:
+        return JSONResponse({"problems": [p.to_dict() for p in problems]}, status_code=422)
+    try:
+        row = store_of(request).publish(doc)
+    except ValueError as exc:  # graph checks that need the other published models
+        return JSONResponse({"problems": [p.to_dict() for p in getattr(exc, "problems", [])]}, status_code=422)
+    return {"care_model": row.care_model, "version": row.version, "hash": row.hash}
+
+
+@router.get("/care-models")
+def list_models(request: Request) -> list[dict[str, Any]]:
+    return [{"care_model": r.care_model, "name": r.name, "version": r.version, "hash": r.hash}
+            for r in store_of(request).latest_versions()]
+
+
+@router.get("/care-models/{care_model}")
+def get_model(request: Request, care_model: str) -> dict[str, Any]:
+    row = store_of(request).latest(care_model)
+    if row is None:
+        raise HTTPException(404, f"care model '{care_model}' is not published")
+    return row.model_dump(mode="json")
+
+
+@router.put("/leads/{lead_id}")
+def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, Any]:
+    if lead.id != lead_id:
+        raise HTTPException(422, f"body id '{lead.id}' does not match the URL's '{lead_id}'")
+    return store_of(request).upsert_lead(lead.to_state(), lead.unsubscribed).model_dump(mode="json")
+
+
+@router.post("/care-models/{care_model}/enrolments",
+             responses={202: {"description": "Temporal is out of reach: the enrolment is queued and retried"}})
+async def enrol_lead(request: Request, care_model: str, body: EnrolIn) -> JSONResponse:
+    store = store_of(request)
+    if store.latest(care_model) is None:
+        raise HTTPException(404, f"care model '{care_model}' is not published")
+    if store.get_lead(body.lead_id) is None:
+        raise HTTPException(404, f"lead '{body.lead_id}' does not exist; PUT /api/leads/{body.lead_id} first")
+    row = enrol_row(f"api/{uuid.uuid4()}", body.lead_id, care_model, None, time.time())
+    Deliveries(store).add([row])
+    await deliver_pending(await temporal_or_none(request), store, body.lead_id, settings(request).task_queue)
+    [done] = Deliveries(store).by_key(row.key)
+    if done.status == "pending":
+        return JSONResponse({"status": "pending", "workflow_id": row.workflow_id,
+                             "reason": "Temporal is out of reach; the enrolment will be retried until it starts"},
+                            status_code=202)
+    status, _, reason = done.outcome.partition(" ")
+    return JSONResponse({"status": status, "workflow_id": row.workflow_id, "reason": reason})
+
+
+@router.post("/events", response_model=Accepted,
+             responses={202: {"model": Accepted, "description": "accepted; some deliveries are still pending"},
+                        503: {"description": "the database is out of reach: nothing was accepted, retry"}})
+async def post_event(request: Request, event: EventIn) -> JSONResponse:
+    return _accepted(await send_event(request, event.lead_id, event.type, event.data, event.id, event.at))
+
+
+@router.get("/leads/{lead_id}/where")
+async def lead_where(request: Request, lead_id: str) -> list[dict[str, Any]]:
+    client = await temporal(request)
+    out = []
+    for enrolment in store_of(request).enrolments(lead_id=lead_id, running=True):
+        with contextlib.suppress(RPCError):  # the run ended between our read and the query
+            out.append(asdict(await where(client, enrolment.care_model, lead_id)))
+    return out
+
+
+@router.get("/leads/{lead_id}/journey")
+def journey(request: Request, lead_id: str) -> dict[str, Any]:
+    store = store_of(request)
+    if store.get_lead(lead_id) is None:
+        raise HTTPException(404, f"lead '{lead_id}' does not exist")
+    return {
+        "steps": [r.model_dump(mode="json") for r in store.journey(lead_id=lead_id)],
+        "events": [r.model_dump(mode="json") for r in store.timeline(lead_id)],
+        "deliveries": [r.model_dump(mode="json") for r in store.outbox(lead_id)],
+    }
