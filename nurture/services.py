@@ -18,7 +18,9 @@ from temporalio.client import Client
 from connectors.registry import from_settings
 from nurture.jobs import scheduler
 from nurture.settings import Settings
+from nurture.supervise import keep_process, keep_task
 from store.store import Store
+from workflows.redelivery import redeliver_forever
 from workflows.worker import make_worker
 
 
@@ -35,27 +37,36 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-@contextlib.asynccontextmanager
-async def embedded_temporal(settings: Settings) -> AsyncIterator[None]:
+def start_temporal(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """`temporal server start-dev` persisted in SQLite (WAL) under the data directory."""
+    with log.open("ab") as out:
+        return subprocess.Popen([
+            temporal_cli(), "server", "start-dev",
+            "--db-filename", str(settings.data_dir / "temporal.db"),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+            "--ip", "127.0.0.1", "--port", str(settings.temporal_port), "--ui-port", str(settings.temporal_ui_port),
+            "--log-level", "warn",
+        ], stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+
+@contextlib.asynccontextmanager
+async def embedded_temporal(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
+    """The dev server, restarted if it dies; yields the task watching it (it raises PartFailed to give up)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = (settings.data_dir / "temporal.log").open("ab")
-    proc = subprocess.Popen([
-        temporal_cli(), "server", "start-dev",
-        "--db-filename", str(settings.data_dir / "temporal.db"),
-        "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-        "--ip", "127.0.0.1", "--port", str(settings.temporal_port), "--ui-port", str(settings.temporal_ui_port),
-        "--log-level", "warn",
-    ], stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    log = settings.data_dir / "temporal.log"
+    holder = [start_temporal(settings, log)]
+    watching = asyncio.create_task(keep_process(lambda: start_temporal(settings, log), "the Temporal server", log,
+                                                holder))
     try:
-        yield
+        yield watching
     finally:
+        watching.cancel()
+        proc = holder[0]
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
 
 
 async def connect(settings: Settings, wait_seconds: float = 60) -> Client:
@@ -100,33 +111,37 @@ async def run_web(settings: Settings) -> None:
 
 
 async def up(settings: Settings) -> None:
+    """Runs every part until SIGINT/SIGTERM; raises PartFailed when a part keeps dying."""
     store = Store.open(settings.db_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
+        parts: set[asyncio.Task[None]] = set()
         if settings.embedded_temporal:
-            await stack.enter_async_context(embedded_temporal(settings))
+            parts.add(await stack.enter_async_context(embedded_temporal(settings)))
         client = await connect(settings)
         jobs = scheduler(store, client)
         jobs.start()
         stack.callback(jobs.shutdown, wait=False)
         web = web_server(settings, store, client)
-        worker = asyncio.create_task(run_worker(settings, store, client))
+        parts |= {asyncio.create_task(keep_task(lambda: run_worker(settings, store, client), "the worker")),
+                  asyncio.create_task(redeliver_forever(client, store, settings.task_queue))}
         serving = asyncio.create_task(web.serve())
         stopping = asyncio.create_task(stop.wait())
         print(f"Nurture is up: http://{settings.web_host}:{settings.web_port}  "
               f"(Temporal {settings.temporal_target}"
               + (f", UI http://127.0.0.1:{settings.temporal_ui_port})" if settings.embedded_temporal else ")"),
               flush=True)
-        done, _ = await asyncio.wait({worker, serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({*parts, serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         web.should_exit = True
         stopping.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(serving), 10)
-        worker.cancel()
-        await asyncio.gather(worker, serving, return_exceptions=True)
+        for part in parts:
+            part.cancel()
+        await asyncio.gather(*parts, serving, return_exceptions=True)
         for task in done - {stopping}:
             task.result()  # a part that stopped on its own: show why
     print("Nurture stopped.", flush=True)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
+from temporalio.api.common.v1 import WorkflowType
+from temporalio.api.enums.v1 import WorkflowIdReusePolicy
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import SignalWithStartWorkflowExecutionRequest, StartWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.conditions import evaluate
 from engine.lead import LeadEvent, LeadState
 from store.store import Store, plan_from_dict
 from store.tables import CareModelVersion
-from workflows.care_model_run import CareModelRun
 from workflows.messages import TASK_QUEUE, RunInput, workflow_id
 
 
@@ -24,7 +28,9 @@ class Enrolled:
     reason: str = ""
 
 
-_REUSE = {"never": WorkflowIDReusePolicy.REJECT_DUPLICATE, "after_exit": WorkflowIDReusePolicy.ALLOW_DUPLICATE}
+_REUSE = {"never": WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+          "after_exit": WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE}
+_TIMEOUT = timedelta(seconds=10)
 
 
 async def enrol(client: Client, store: Store, version: CareModelVersion, lead: LeadState,
@@ -40,17 +46,37 @@ async def enrol(client: Client, store: Store, version: CareModelVersion, lead: L
     if policy == "never" and store.enrolments(lead_id=lead.id, care_model=plan.care_model):
         return Enrolled("not_eligible", wid, "already enrolled once and re-enrolment is 'never'")
     try:
-        handle = await client.start_workflow(
-            CareModelRun.run, RunInput(plan=plan, lead=lead), id=wid, task_queue=task_queue,
-            id_reuse_policy=_REUSE[policy],
-            start_signal="event" if trigger else None, start_signal_args=[trigger] if trigger else [],
-        )
-    except WorkflowAlreadyStartedError:
+        started = await start_run(client, RunInput(plan=plan, lead=lead), wid, task_queue, _REUSE[policy], trigger)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
         described = await client.get_workflow_handle(wid).describe()
         if described.status != WorkflowExecutionStatus.RUNNING:
             return Enrolled("not_eligible", wid, "enrolled before and re-enrolment is 'never'")
-        # A start whose answer was lost (the process died after Temporal took it) leaves no enrolment row.
-        store.enrolment_started(wid, described.run_id, plan.care_model, plan.version, lead.id)
-        return Enrolled("already_running", wid)
-    store.enrolment_started(wid, handle.result_run_id or "", plan.care_model, plan.version, lead.id)
-    return Enrolled("started", wid)
+        started = described.run_id, False
+    run_id, new = started
+    # Also when already running: a start whose answer was lost (the process died after Temporal took it) left
+    # no enrolment row behind.
+    store.enrolment_started(wid, run_id, plan.care_model, plan.version, lead.id)
+    return Enrolled("started" if new else "already_running", wid)
+
+
+async def start_run(client: Client, inp: RunInput, wid: str, task_queue: str, reuse: WorkflowIdReusePolicy,
+                    trigger: LeadEvent | None) -> tuple[str, bool]:
+    """Starts the run (with its trigger event, when there is one) in one request Temporal answers once per request id,
+    without client-side retries: a caller that gives up leaves nothing retrying behind it. (run id, newly started)"""
+    common = {"namespace": client.namespace, "workflow_id": wid, "workflow_type": WorkflowType(name="CareModelRun"),
+              "task_queue": TaskQueue(name=task_queue), "identity": client.identity, "workflow_id_reuse_policy": reuse,
+              "request_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{wid}/{trigger.id if trigger else time.time()}"))}
+    payloads = await client.data_converter.encode([inp])
+    if trigger is None:
+        request = StartWorkflowExecutionRequest(**common)
+        request.input.payloads.extend(payloads)
+        started = await client.workflow_service.start_workflow_execution(request, retry=False, timeout=_TIMEOUT)
+        return started.run_id, True
+    with_signal = SignalWithStartWorkflowExecutionRequest(**common, signal_name="event")
+    with_signal.input.payloads.extend(payloads)
+    with_signal.signal_input.payloads.extend(await client.data_converter.encode([trigger]))
+    answer = await client.workflow_service.signal_with_start_workflow_execution(with_signal, retry=False,
+                                                                                timeout=_TIMEOUT)
+    return answer.run_id, answer.started

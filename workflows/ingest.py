@@ -28,7 +28,7 @@ from workflows.enrolment import enrol
 from workflows.messages import TASK_QUEUE, Migration, workflow_id
 
 # How long one attempt may wait for Temporal before the delivery is left to the redelivery loop.
-ATTEMPT_SECONDS = 5.0
+ATTEMPT_SECONDS = 2.0
 
 
 @dataclass
