@@ -36,8 +36,7 @@ class RepIn(BaseModel):
 
 
 def _handover(request: Request, key: str) -> Handover:
-    with store(request).session() as s:
-        row = s.get(Handover, key)
+    row = SalesStore(store(request)).handover(key)
     if row is None:
         raise HTTPException(404, f"no handover '{key}'")
     return row

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlmodel import select
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from engine.lead import LeadEvent
 from store.scores import rescore
 from store.store import Store
-from store.tables import Lead
-from workflows.care_model_run import CareModelRun
+from workflows.ingest import deliver_pending, queue_for_runs
 
 
 async def decay_scores(store: Store, client: Client, now: float | None = None) -> int:
     """Rescores every lead with engagement; tells their running care models. Returns how many changed."""
     now = now or time.time()
-    with store.session() as s:
-        lead_ids = list(s.exec(select(Lead.id).where(Lead.engagement != 0)))
+    lead_ids = store.engaged_lead_ids()
     changed = 0
     for lead_id in lead_ids:
         lead = store.snapshot(lead_id)
@@ -32,11 +27,9 @@ async def decay_scores(store: Store, client: Client, now: float | None = None) -
         if not result.changed:
             continue
         changed += 1
-        update = LeadEvent(f"decay/{uuid.uuid4()}", "lead.updated", now,
-                           {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage})
-        for enrolment in store.enrolments(lead_id=lead_id, running=True):
-            with contextlib.suppress(RPCError):
-                await client.get_workflow_handle(enrolment.workflow_id).signal(CareModelRun.on_event, update)
+        queue_for_runs(store, lead_id, LeadEvent(f"decay/{uuid.uuid4()}", "lead.updated", now,
+                                                 {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage}))
+        await deliver_pending(client, store, lead_id)
     return changed
 
 

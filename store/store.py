@@ -54,6 +54,10 @@ class Store:
         with self._serial, Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
+    def engaged_lead_ids(self) -> list[str]:
+        with self.session() as s:
+            return list(s.exec(select(Lead.id).where(Lead.engagement != 0)))
+
     def ping(self) -> None:
         with self.session() as s:
             s.exec(select(1)).one()
@@ -278,6 +282,32 @@ class SalesStore:
             turn.turns += 1
             s.add(turn)
             return rep, "round robin" if routing == "round_robin" else f"round robin ({routing} found no match)"
+
+    def handover(self, key: str) -> Handover | None:
+        with self.store.session() as s:
+            return s.get(Handover, key)
+
+    def open_handover(self, row: Handover) -> None:
+        """Stores the handover unless its key is known: a retried opening keeps the first rep chosen."""
+        with self.store.session() as s:
+            if s.get(Handover, row.key) is None:
+                s.add(row)
+
+    def handover_and_rep(self, key: str) -> tuple[Handover, Rep | None]:
+        with self.store.session() as s:
+            handover = s.get(Handover, key)
+            if handover is None:
+                raise LookupError(f"no handover '{key}'")
+            return handover, s.get(Rep, handover.rep_id) if handover.rep_id else None
+
+    def close_handover(self, key: str, outcome: str, reason: str, at: float) -> Handover | None:
+        """Records the outcome of an open handover; a closed one keeps its first outcome."""
+        with self.store.session() as s:
+            row = s.get(Handover, key)
+            if row is not None and row.status == "open":
+                row.status, row.reason, row.closed_at = outcome, reason, at
+                s.add(row)
+            return row
 
     def managers(self, team: str) -> list[Rep]:
         return [r for r in self.reps(team) if r.manager and r.active]

@@ -6,17 +6,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, func, select
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from connectors.base import Connector, ConnectorError, Message, RateLimited
 from engine.content import ContentError, lead_context, render
-from engine.durations import format_duration
 from engine.tracking import compose_email
+from store.outbox import Outbox, SendRules
 from store.store import LifecycleError, SalesStore, Store
-from store.tables import Handover, JourneyRow, Lead, OutboxRow, Rep, ScoreChangeRow
+from store.tables import Handover, JourneyRow, Lead, OutboxRow, ScoreChangeRow
 from workflows.enrolment import enrol
 from workflows.messages import (
     TASK_QUEUE,
@@ -31,10 +30,6 @@ from workflows.messages import (
     ScoreChange,
 )
 
-# Channels that reach the lead themselves: consent and frequency caps apply to these.
-CONSENTED_CHANNELS = frozenset({"email", "social"})
-DONE = frozenset({"sent", "dry_run", "skipped", "bounced"})
-
 
 class Activities:
     def __init__(self, store: Store, connectors: dict[str, Connector], client: Client | None = None,
@@ -42,6 +37,7 @@ class Activities:
                  secret: bytes = b"nurture-development-secret") -> None:
         self.store = store
         self.sales = SalesStore(store)
+        self.outbox = Outbox(store)
         self.connectors = connectors
         self.client = client
         self.dry_run = dry_run
@@ -52,28 +48,18 @@ class Activities:
     # --- the outbox: at most one effect per key ------------------------------------------------------------
 
     def _once(self, key: str, lead_id: str, care_model: str, step: str, channel: str, at: float,
-              message: Callable[[], Message], blocked: Callable[[Session, Lead | None], str]) -> DeliveryResult:
-        """Claims the key in one write transaction (where consent and caps are checked), then sends."""
-        with self.store.session() as s:
-            row = s.get(OutboxRow, key)
-            if row is not None and row.status in DONE:
-                return DeliveryResult(row.status, row.reason, row.external_id)
-            # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises): no two runs of one lead
-            # can both read the cap as not yet reached.
-            lead = s.get(Lead, lead_id, with_for_update=True)
-            reason = blocked(s, lead) if row is None else ""
-            try:
-                built = message()
-            except ContentError as exc:  # retrying cannot fix content: record why and let the lead move on
-                built, reason = Message(key, channel, lead_id, ""), f"content error: {exc}"
-            if row is None:
-                row = OutboxRow(key=key, lead_id=lead_id, care_model=care_model, step=step, channel=channel,
-                                connector=getattr(self.connectors.get(channel), "name", ""),
-                                status="skipped" if reason else "sending", reason=reason, at=at,
-                                payload={"to": built.to, "subject": built.subject, "action": built.action})
-                s.add(row)
-            if reason:
-                return DeliveryResult("skipped", reason)
+              message: Callable[[], Message], rules: SendRules | None) -> DeliveryResult:
+        """Claims the key in the outbox (where consent and caps are checked), then sends, then settles it."""
+        try:
+            built, problem = message(), ""
+        except ContentError as exc:  # retrying cannot fix content: record why and let the lead move on
+            built, problem = Message(key, channel, lead_id, ""), f"content error: {exc}"
+        row = self.outbox.claim(OutboxRow(
+            key=key, lead_id=lead_id, care_model=care_model, step=step, channel=channel, status="sending",
+            connector=getattr(self.connectors.get(channel), "name", ""), reason=problem, at=at,
+            payload={"to": built.to, "subject": built.subject, "action": built.action}), rules)
+        if row.status != "sending":
+            return DeliveryResult(row.status, row.reason, row.external_id)
         try:
             receipt = self._connector(channel).send(built)
         except RateLimited as exc:
@@ -81,15 +67,7 @@ class Activities:
                                    next_retry_delay=timedelta(seconds=exc.retry_after)) from None
         except ConnectorError as exc:
             raise ApplicationError(str(exc), type="ConnectorError") from None
-        with self.store.session() as s:
-            row = s.get(OutboxRow, key)
-            row.status, row.external_id, row.reason = receipt.status, receipt.external_id, receipt.detail
-            s.add(row)
-            if receipt.status == "bounced" and channel == "email":
-                bounced = s.get(Lead, lead_id)
-                if bounced is not None:
-                    bounced.bounced = True
-                    s.add(bounced)
+        self.outbox.settle(key, receipt.status, receipt.external_id, receipt.detail)
         return DeliveryResult(receipt.status, receipt.detail, receipt.external_id)
 
     def _connector(self, channel: str) -> Connector:
@@ -101,25 +79,7 @@ class Activities:
     def deliver(self, d: Delivery) -> DeliveryResult:
         channel = d.step_spec["kind"]
         return self._once(d.key, d.lead.id, d.care_model, d.step, channel, d.at,
-                          lambda: self._message(d, channel), lambda s, lead: self._blocked(s, d, channel, lead))
-
-    def _blocked(self, s: Session, d: Delivery, channel: str, lead: Lead | None) -> str:
-        if channel not in CONSENTED_CHANNELS:
-            return ""
-        if lead is not None and lead.unsubscribed:
-            return "lead has unsubscribed"
-        if lead is not None and lead.bounced and channel == "email":
-            return "email address bounced"
-        cap = d.frequency_cap
-        if cap and channel in cap["channels"]:
-            since = d.at - cap["per_seconds"]
-            sent = s.exec(select(func.count()).select_from(OutboxRow).where(
-                OutboxRow.lead_id == d.lead.id, OutboxRow.channel.in_(cap["channels"]),
-                OutboxRow.status.in_(("sent", "dry_run", "sending")), OutboxRow.at > since,
-            )).one()
-            if sent >= cap["max"]:
-                return f"frequency cap: {sent} of {cap['max']} per {format_duration(cap['per_seconds'])} used"
-        return ""
+                          lambda: self._message(d, channel), SendRules(d.frequency_cap))
 
     def _message(self, d: Delivery, channel: str) -> Message:
         spec, context = d.step_spec, lead_context(d.lead)
@@ -179,19 +139,13 @@ class Activities:
     @activity.defn(name="open_handover")
     def open_handover(self, h: HandoverRequest) -> HandoverOpened:
         """Routes to a rep, records the handover, creates the CRM task and tells the rep. Each part once."""
-        with self.store.session() as s:
-            existing = s.get(Handover, h.key)
-        if existing is None:
+        if self.sales.handover(h.key) is None:
             lead = self.store.get_lead(h.lead_id) or Lead(id=h.lead_id)
             rep, how = self.sales.route(h.team, h.routing, lead)
-            with self.store.session() as s:
-                if s.get(Handover, h.key) is None:
-                    s.add(Handover(key=h.key, lead_id=h.lead_id, care_model=h.care_model, step=h.step, team=h.team,
-                                   routing=h.routing, note=h.note, opened_at=h.at, due_at=h.due,
-                                   rep_id=rep.id if rep else "", routed_by=how))
-        with self.store.session() as s:
-            handover = s.get(Handover, h.key)
-            rep = s.get(Rep, handover.rep_id) if handover.rep_id else None
+            self.sales.open_handover(Handover(
+                key=h.key, lead_id=h.lead_id, care_model=h.care_model, step=h.step, team=h.team, routing=h.routing,
+                note=h.note, opened_at=h.at, due_at=h.due, rep_id=rep.id if rep else "", routed_by=how))
+        handover, rep = self.sales.handover_and_rep(h.key)
         due = datetime.fromtimestamp(h.due, UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = f"Follow up lead {h.lead_id} ({h.care_model}): accept or reject by {due}. {h.note}".strip()
         self._internal(handover, h.at, Message(f"{h.key}/task", "crm", h.lead_id, "", action="create_task",
@@ -207,15 +161,11 @@ class Activities:
     def _internal(self, handover: Handover, at: float, message: Message) -> None:
         """Messages to our own people: no consent or caps, but still at most once per key."""
         self._once(message.key, message.lead_id, handover.care_model, handover.step, message.channel, at,
-                   lambda: message, lambda s, lead: "")
+                   lambda: message, None)
 
     @activity.defn(name="close_handover")
     def close_handover(self, h: HandoverClosed) -> None:
-        with self.store.session() as s:
-            row = s.get(Handover, h.key)
-            if row is not None and row.status == "open":
-                row.status, row.reason, row.closed_at = h.outcome, h.reason, h.at
-                s.add(row)
+        row = self.sales.close_handover(h.key, h.outcome, h.reason, h.at)
         if row is None:
             return
         try:

@@ -89,16 +89,20 @@ async def _rescore(client: Client | None, store: Store, lead_id: str, event: Lea
     rescored = rescore(store, lead, event.at)
     if rescored is None or not (rescored.changed or rescored.moves):
         return
-    update = LeadEvent(f"{event.id}/scores", "lead.updated", event.at,
-                       {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage})
-    running = store.enrolments(lead_id=lead_id, running=True)
-    Deliveries(store).add([signal_row(update, lead_id, e.workflow_id) for e in running])
+    queue_for_runs(store, lead_id, LeadEvent(f"{event.id}/scores", "lead.updated", event.at,
+                                             {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage}))
     for old, new, why, models in rescored.moves:
         moved = LeadEvent(f"{event.id}/stage/{new}", "lead.stage_changed", event.at,
                           {"from": old, "to": new, "why": why})
         result.staged.append(new)
         result.merge(await ingest(client, store, lead_id, moved, task_queue, attempt_seconds))
         Deliveries(store).add([enrol_row(f"{moved.id}>enrol/{m}", lead_id, m, None, event.at) for m in models])
+
+
+def queue_for_runs(store: Store, lead_id: str, event: LeadEvent) -> None:
+    """Queues a derived event (new scores, say) for the lead's running runs; not kept on its timeline."""
+    running = store.enrolments(lead_id=lead_id, running=True)
+    Deliveries(store).add([signal_row(event, lead_id, e.workflow_id) for e in running])
 
 
 async def deliver_pending(client: Client | None, store: Store, lead_id: str, task_queue: str = TASK_QUEUE,
