@@ -10,15 +10,9 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel
 
-from engine import document as d
-from engine.editing import out_edges
+from engine.steps import EDGE_FIELDS, KINDS
 
-STEP_MODELS: dict[str, type[BaseModel]] = {
-    "email": d.EmailStep, "social": d.SocialStep, "crm": d.CrmStep, "webhook": d.WebhookStep, "score": d.ScoreStep,
-    "wait": d.WaitStep, "wait_event": d.WaitEventStep, "branch": d.BranchStep, "split": d.SplitStep,
-    "handover": d.HandoverStep, "move": d.MoveStep, "exit": d.ExitStep,
-}
-EDGE_FIELDS = {"next", "on_event", "on_timeout", "default", "holdout_next", "on_accepted", "on_rejected", "on_expired"}
+STEP_MODELS: dict[str, type[BaseModel]] = dict(KINDS)
 END = ""
 
 
@@ -127,13 +121,5 @@ def read_form(step: dict[str, Any], form: dict[str, str]) -> tuple[dict[str, Any
 
 def summary(step: dict[str, Any]) -> str:
     """One line for the canvas node."""
-    kind = step.get("kind")
-    text = {
-        "email": step.get("subject"), "social": step.get("action"), "crm": step.get("action"),
-        "webhook": step.get("url"), "score": f"{step.get('score', 'engagement')} {step.get('delta', '')}",
-        "wait": step.get("duration") or step.get("time_of_day") or step.get("until"),
-        "wait_event": f"{step.get('event')} ≤ {step.get('timeout')}", "handover": f"{step.get('team', 'sales')}",
-        "move": f"→ {step.get('care_model')}", "exit": step.get("reason"),
-        "branch": f"{len(out_edges(step)) - 1} case(s)", "split": f"{len(step.get('variants') or [])} variants",
-    }.get(str(kind), "")
-    return str(text or "")[:40]
+    kind = KINDS.get(str(step.get("kind")))
+    return (kind.summary(step) if kind else "")[:40]

@@ -7,27 +7,12 @@ import copy
 import re
 from typing import Any
 
+from engine.steps import KINDS as STEP_KINDS
+
 START = "__start__"  # the canvas's entry node; its one edge is the document's `start`
 
 # What a freshly added step looks like; `{next}` is replaced by where the edge it was put on led.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "email": {"subject": "New email", "body": "<p>Hello {{ lead.first_name | default('there') }},</p>",
-              "next": "{next}"},
-    "social": {"action": "connect", "next": "{next}"},
-    "crm": {"action": "add_note", "text": "Note from the care model", "next": "{next}"},
-    "webhook": {"url": "https://example.com/hooks/nurture", "next": "{next}"},
-    "score": {"score": "engagement", "delta": 10, "next": "{next}"},
-    "wait": {"duration": "1d", "next": "{next}"},
-    "wait_event": {"event": "email.clicked", "timeout": "7d", "on_event": "{next}", "on_timeout": "{next}"},
-    "branch": {"cases": [{"label": "engaged", "when": {"type": "score", "score": "total", "op": "gte", "value": 50},
-                          "next": "{next}"}], "default": "{next}"},
-    "split": {"variants": [{"name": "A", "weight": 1, "next": "{next}"}, {"name": "B", "weight": 1, "next": "{next}"}],
-              "holdout": 0},
-    "handover": {"team": "sales", "routing": "round_robin", "sla": "2d", "on_accepted": "{next}",
-                 "on_rejected": "{next}", "on_expired": "{next}"},
-    "move": {"care_model": "choose-a-care-model"},
-    "exit": {"reason": "completed"},
-}
+DEFAULTS: dict[str, dict[str, Any]] = {kind: cls.NEW for kind, cls in STEP_KINDS.items()}
 KINDS = tuple(DEFAULTS)
 
 
@@ -47,25 +32,8 @@ def find(doc: dict[str, Any], step_id: str) -> dict[str, Any] | None:
 
 def out_edges(step: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     """(field path, target, label) for each way out of a step, read leniently from raw data."""
-    kind = step.get("kind")
-    if kind == "branch":
-        cases = step.get("cases") if isinstance(step.get("cases"), list) else []
-        out = [(f"cases.{i}.next", c.get("next"), c.get("label") or f"case {i + 1}")
-               for i, c in enumerate(cases) if isinstance(c, dict)]
-        return [*out, ("default", step.get("default"), "otherwise")]
-    if kind == "split":
-        variants = step.get("variants") if isinstance(step.get("variants"), list) else []
-        out = [(f"variants.{i}.next", v.get("next"), str(v.get("name", f"variant {i + 1}")))
-               for i, v in enumerate(variants) if isinstance(v, dict)]
-        return [*out, ("holdout_next", step.get("holdout_next"), "holdout")] if step.get("holdout") else out
-    if kind == "wait_event":
-        return [("on_event", step.get("on_event"), str(step.get("event", "event"))),
-                ("on_timeout", step.get("on_timeout"), "timeout")]
-    if kind == "handover":
-        return [(f, step.get(f), f.removeprefix("on_")) for f in ("on_accepted", "on_rejected", "on_expired")]
-    if kind in ("move", "exit"):
-        return []
-    return [("next", step.get("next"), "")]
+    kind = STEP_KINDS.get(str(step.get("kind")))
+    return kind.outgoing(step) if kind else [("next", step.get("next"), "")]
 
 
 def _get(step: dict[str, Any], path: str) -> Any:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
+
+from engine.plan import WindowPlan
+from engine.steps import SplitPlan, VariantPlan
 
 
 def _local(now: float, tz: str) -> datetime:
@@ -25,13 +27,13 @@ def next_time_of_day(now: float, tz: str, minute: int, days: list[int]) -> float
     raise ValueError("no weekday given")
 
 
-def next_window_open(now: float, tz: str, window: dict[str, Any]) -> float | None:
+def next_window_open(now: float, tz: str, window: WindowPlan) -> float | None:
     """None when `now` lies inside the send window, else when it next opens."""
     local = _local(now, tz)
     minute = local.hour * 60 + local.minute
-    if local.weekday() in window["days"] and window["start_minute"] <= minute < window["end_minute"]:
+    if local.weekday() in window.days and window.start_minute <= minute < window.end_minute:
         return None
-    return next_time_of_day(now, tz, window["start_minute"], window["days"])
+    return next_time_of_day(now, tz, window.start_minute, window.days)
 
 
 def bucket(*parts: str) -> float:
@@ -40,16 +42,16 @@ def bucket(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def choose_variant(lead_id: str, care_model: str, step: dict[str, Any], step_id: str) -> dict[str, Any] | None:
+def choose_variant(lead_id: str, care_model: str, step: SplitPlan, step_id: str) -> VariantPlan | None:
     """The lead's variant of a split, or None for the holdout: the same lead always lands in the same arm."""
     point = bucket(care_model, step_id, lead_id)
-    if point < step["holdout"]:
+    if point < step.holdout:
         return None
-    point = (point - step["holdout"]) / (1 - step["holdout"])
-    total = sum(v["weight"] for v in step["variants"])
+    point = (point - step.holdout) / (1 - step.holdout)
+    total = sum(v.weight for v in step.variants)
     running = 0.0
-    for variant in step["variants"]:
-        running += variant["weight"] / total
+    for variant in step.variants:
+        running += variant.weight / total
         if point < running:
             return variant
-    return step["variants"][-1]
+    return step.variants[-1]

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.compiler import compile_condition
 from engine.conditions import evaluate, event_matches
-from engine.document import Condition, Duration, Slug
 from engine.durations import parse_duration
+from engine.fields import Condition, Duration, Slug
 from engine.lead import LeadState
 from engine.lifecycle import Stage, stage_rank
 

@@ -11,7 +11,8 @@ import yaml
 from pydantic import ValidationError
 
 from engine.content import check_template
-from engine.document import WAITING_KINDS, CareModelDocument, edges
+from engine.document import CareModelDocument, edges
+from engine.steps import WAITING_KINDS
 
 _TAG_ERRORS = {"union_tag_invalid", "union_tag_not_found"}
 

@@ -6,11 +6,11 @@ of one lead cannot both see the cap as not yet reached."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from engine.durations import format_duration
+from engine.plan import CapPlan
 from store.store import Store
 from store.tables import Lead, OutboxRow
 
@@ -23,7 +23,7 @@ DONE = frozenset({"sent", "dry_run", "skipped", "bounced"})
 class SendRules:
     """What must hold for a message to the lead to go out: consent, and the care model's frequency cap."""
 
-    frequency_cap: dict[str, Any] | None = None
+    frequency_cap: CapPlan | None = None
 
 
 class Outbox:
@@ -67,12 +67,11 @@ def refusal(s: Session, row: OutboxRow, lead: Lead | None, rules: SendRules) -> 
     if lead is not None and lead.bounced and row.channel == "email":
         return "email address bounced"
     cap = rules.frequency_cap
-    if cap and row.channel in cap["channels"]:
+    if cap and row.channel in cap.channels:
         sent = s.exec(select(func.count()).select_from(OutboxRow).where(
-            OutboxRow.lead_id == row.lead_id, OutboxRow.channel.in_(cap["channels"]),  # type: ignore[attr-defined]
-            OutboxRow.status.in_(("sent", "dry_run", "sending")),  # type: ignore[attr-defined]
-            OutboxRow.at > row.at - cap["per_seconds"],
+            col(OutboxRow.lead_id) == row.lead_id, col(OutboxRow.channel).in_(cap.channels),
+            col(OutboxRow.status).in_(("sent", "dry_run", "sending")), col(OutboxRow.at) > row.at - cap.per_seconds,
         )).one()
-        if sent >= cap["max"]:
-            return f"frequency cap: {sent} of {cap['max']} per {format_duration(cap['per_seconds'])} used"
+        if sent >= cap.max:
+            return f"frequency cap: {sent} of {cap.max} per {format_duration(cap.per_seconds)} used"
     return ""

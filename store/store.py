@@ -6,16 +6,16 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from engine.compiler import Plan, compile_document
+from engine.compiler import compile_document
 from engine.document import CareModelDocument
 from engine.lead import MAX_EVENTS, LeadEvent, LeadState
 from engine.lifecycle import check_transition
+from engine.plan import plan_to_dict
 from store.db import make_engine, migrate
 from store.tables import (
     CareModelVersion,
@@ -351,14 +351,6 @@ class SalesStore:
         with self.store.session() as s:
             return list(s.exec(select(ScoreChangeRow).where(ScoreChangeRow.lead_id == lead_id)
                                .order_by(ScoreChangeRow.at)))
-
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    return asdict(plan)
-
-
-def plan_from_dict(data: dict[str, Any]) -> Plan:
-    return Plan(**data)
 
 
 def lead_state(row: Lead) -> LeadState:

@@ -13,7 +13,9 @@ from engine.conditions import evaluate
 from engine.document import json_schema
 from engine.durations import parse_duration
 from engine.lead import LeadEvent, LeadState
+from engine.plan import CapPlan, WindowPlan, plan_from_dict, plan_to_dict
 from engine.schedule import choose_variant, next_time_of_day, next_window_open
+from engine.steps import SplitPlan, VariantPlan, WaitEventPlan, WaitPlan
 from engine.validator import DocumentError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -23,14 +25,17 @@ def ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def test_compiled_plan_is_plain_data_with_durations_resolved() -> None:
+def test_compiled_plan_is_typed_data_with_durations_resolved() -> None:
     plan = compile_text((EXAMPLES / "welcome-nurture.yaml").read_text(), version=3)
     assert plan.version == 3 and plan.start == "welcome"
-    assert plan.steps["pause-2d"]["seconds"] == 2 * 86400
-    assert plan.steps["await-click"]["timeout_seconds"] == 5 * 86400
-    assert plan.steps["morning"] == {**plan.steps["morning"], "mode": "time_of_day", "minute": 540, "days": [1, 2, 3]}
-    assert plan.settings["frequency_cap"] == {"max": 3, "per_seconds": 7 * 86400, "channels": ["email"]}
-    json.dumps(plan.steps)  # travels through Temporal as JSON
+    pause, morning = plan.steps["pause-2d"], plan.steps["morning"]
+    assert isinstance(pause, WaitPlan) and (pause.mode, pause.seconds) == ("duration", 2 * 86400)
+    assert isinstance(morning, WaitPlan) and (morning.mode, morning.minute, morning.days) == ("time_of_day", 540,
+                                                                                               [1, 2, 3])
+    assert isinstance(plan.steps["await-click"], WaitEventPlan) and plan.steps["await-click"].timeout_seconds == 432000
+    assert plan.settings.frequency_cap == CapPlan(max=3, per_seconds=7 * 86400, channels=["email"])
+    stored = json.loads(json.dumps(plan_to_dict(plan)))  # kept in the database as JSON, travels through Temporal so
+    assert plan_from_dict(stored) == plan, "the stored JSON reads back as the same typed plan"
 
 
 def test_plan_hash_is_stable_and_changes_with_content() -> None:
@@ -86,7 +91,7 @@ def test_time_of_day_is_in_the_leads_zone_across_daylight_saving() -> None:
 
 
 def test_send_window_holds_until_it_opens() -> None:
-    window = {"start_minute": 8 * 60, "end_minute": 18 * 60, "days": [0, 1, 2, 3, 4]}
+    window = WindowPlan(start_minute=8 * 60, end_minute=18 * 60, days=[0, 1, 2, 3, 4])
     assert next_window_open(ts("2026-11-23T10:00:00+00:00"), "UTC", window) is None  # Monday 10:00
     friday_night = ts("2026-11-27T19:00:00+00:00")
     opens = next_window_open(friday_night, "UTC", window)
@@ -94,11 +99,11 @@ def test_send_window_holds_until_it_opens() -> None:
 
 
 def test_split_is_sticky_and_follows_weights() -> None:
-    step = {"holdout": 0.1, "variants": [{"name": "a", "weight": 3, "next": "x"},
-                                         {"name": "b", "weight": 1, "next": "y"}]}
+    step = SplitPlan(name="split", edges={}, holdout=0.1, variants=[VariantPlan(name="a", weight=3, next="x"),
+                                                                    VariantPlan(name="b", weight=1, next="y")])
     picks = [choose_variant(f"lead-{i}", "m", step, "split") for i in range(4000)]
     assert picks[:50] == [choose_variant(f"lead-{i}", "m", step, "split") for i in range(50)]
     held = sum(p is None for p in picks) / len(picks)
-    a = sum(p is not None and p["name"] == "a" for p in picks) / len(picks)
+    a = sum(p is not None and p.name == "a" for p in picks) / len(picks)
     assert 0.08 < held < 0.12
     assert 0.63 < a < 0.72  # 0.9 * 3/4

@@ -11,8 +11,9 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from engine.plan import plan_from_dict
 from engine.schedule import choose_variant
-from store.store import plan_from_dict
+from engine.steps import SplitPlan
 from store.tables import Handover
 from tests.conftest import Harness, harness_with
 from workflows.care_model_run import CareModelRun
@@ -274,11 +275,13 @@ async def test_split_assignment_is_sticky_per_lead(nurture: Harness) -> None:
         _, handle = await nurture.enrol(version, lead)
         await nurture.finish(handle)
     for lead in leads:
-        expected = choose_variant(lead.id, "split-test", plan.steps["ab"], "ab")
+        split = plan.steps["ab"]
+        assert isinstance(split, SplitPlan)
+        expected = choose_variant(lead.id, "split-test", split, "ab")
         taken = dict(nurture.steps(lead))["ab"]
-        assert taken == ("holdout" if expected is None else f"variant '{expected['name']}'")
+        assert taken == ("holdout" if expected is None else f"variant '{expected.name}'")
         subjects = [m.subject for m in nurture.channel.to(lead.id)]
-        assert subjects == ([] if expected is None else ["Short" if expected["name"] == "short" else "Long"])
+        assert subjects == ([] if expected is None else ["Short" if expected.name == "short" else "Long"])
 
 
 NEWSLETTER = """

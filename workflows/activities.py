@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from connectors.base import Connector, ConnectorError, Message, RateLimited
 from engine.content import ContentError, lead_context, render
+from engine.steps import CrmPlan, EmailPlan, SocialPlan, WebhookPlan
 from engine.tracking import compose_email
 from store.outbox import Outbox, SendRules
 from store.store import LifecycleError, SalesStore, Store
@@ -77,31 +78,29 @@ class Activities:
 
     @activity.defn(name="deliver")
     def deliver(self, d: Delivery) -> DeliveryResult:
-        channel = d.step_spec["kind"]
-        return self._once(d.key, d.lead.id, d.care_model, d.step, channel, d.at,
-                          lambda: self._message(d, channel), SendRules(d.frequency_cap))
+        return self._once(d.key, d.lead.id, d.care_model, d.step, d.step_spec.kind, d.at, lambda: self._message(d),
+                          SendRules(d.frequency_cap))
 
-    def _message(self, d: Delivery, channel: str) -> Message:
-        spec, context = d.step_spec, lead_context(d.lead)
-        where = f"step {d.step}"
-        match channel:
-            case "email":
-                html, text, headers = compose_email(render(spec["body"], context, where), d.key, d.lead.id,
+    def _message(self, d: Delivery) -> Message:
+        step, context, where = d.step_spec, lead_context(d.lead), f"step {d.step}"
+        match step:
+            case EmailPlan():
+                html, text, headers = compose_email(render(step.body, context, where), d.key, d.lead.id,
                                                     self.public_url, self.secret)
-                return Message(d.key, channel, d.lead.id, d.lead.email,
-                               render(spec["subject"], context, where, html=False), html, "send",
-                               text=text, headers=headers)
-            case "social":
-                return Message(d.key, channel, d.lead.id, str(d.lead.attributes.get("linkedin", "")),
-                               body=render(spec["message"], context, where, html=False), action=spec["action"],
+                subject = render(step.subject, context, where, html=False)
+                return Message(d.key, step.kind, d.lead.id, d.lead.email, subject, html, "send", text=text,
+                               headers=headers)
+            case SocialPlan():
+                return Message(d.key, step.kind, d.lead.id, str(d.lead.attributes.get("linkedin", "")),
+                               body=render(step.message, context, where, html=False), action=step.action,
                                payload={"post": d.lead.attributes.get("linkedin_post")})
-            case "crm":
-                return Message(d.key, channel, d.lead.id, d.lead.email, action=spec["action"], payload={
-                    "email": d.lead.email,
-                    **{k: spec[k] for k in ("field", "value", "stage", "text") if spec.get(k) is not None}})
-            case _:
-                return Message(d.key, channel, d.lead.id, spec["url"], action="post",
-                               payload={"lead": context["lead"], **spec["payload"]})
+            case CrmPlan():
+                fields = {"field": step.field, "value": step.value, "stage": step.stage, "text": step.text}
+                return Message(d.key, step.kind, d.lead.id, d.lead.email, action=step.action, payload={
+                    "email": d.lead.email, **{k: v for k, v in fields.items() if v is not None}})
+            case WebhookPlan():
+                return Message(d.key, step.kind, d.lead.id, step.url, action="post",
+                               payload={"lead": context["lead"], **step.payload})
 
     # --- scores, journey, enrolments -----------------------------------------------------------------------
 

@@ -14,7 +14,23 @@ with workflow.unsafe.imports_passed_through():
     from engine.conditions import evaluate, event_matches
     from engine.durations import format_duration
     from engine.lead import LeadEvent, LeadState
+    from engine.plan import Plan
     from engine.schedule import choose_variant, next_time_of_day, next_window_open
+    from engine.steps import (
+        AnyPlanStep,
+        BranchPlan,
+        CrmPlan,
+        EmailPlan,
+        ExitPlan,
+        HandoverPlan,
+        MovePlan,
+        ScorePlan,
+        SocialPlan,
+        SplitPlan,
+        WaitEventPlan,
+        WaitPlan,
+        WebhookPlan,
+    )
     from workflows.messages import (
         Delivery,
         DeliveryResult,
@@ -51,26 +67,25 @@ class _Migrate(Exception):
 
 @workflow.defn(name="CareModelRun")
 class CareModelRun:
-    def __init__(self) -> None:
-        self.lead: LeadState | None = None
-        self.state: RunState | None = None
+    @workflow.init
+    def __init__(self, inp: RunInput) -> None:
+        self.plan: Plan = inp.plan
+        self.lead: LeadState = inp.lead
+        self.state: RunState = inp.resume or RunState(enrolment=workflow.info().run_id, current=inp.plan.start)
+        self.wf_id = workflow.info().workflow_id
         self.stop: str | None = None
-        self.waiting = ("starting", None, "")
+        self.waiting: tuple[str, float | None, str] = ("starting", None, "")
         self.awaiting: tuple[str, dict[str, Any]] | None = None
         self.matched: LeadEvent | None = None
         self.decision: tuple[str, str] | None = None
         self.handover: str | None = None
         self.migration: Migration | None = None
         self.unflushed: list[JourneyEntry] = []
-        self.inbox: list[LeadEvent] = []
 
     # --- inputs from outside ---------------------------------------------------------------------------
 
     @workflow.signal(name="event")
     def on_event(self, event: LeadEvent) -> None:
-        if self.lead is None or self.state is None:  # signal-with-start: arrives before run() begins
-            self.inbox.append(event)
-            return
         if event.id in self.state.seen_event_ids:
             return
         self.state.seen_event_ids.append(event.id)
@@ -92,12 +107,11 @@ class CareModelRun:
 
     @workflow.query(name="where")
     def where(self) -> Where:
-        assert self.lead is not None and self.state is not None
         state, until, why = self.waiting
         step = self.state.current
         return Where(
             care_model=self.plan.care_model, version=self.plan.version, lead_id=self.lead.id, step=step,
-            kind=self.plan.steps[step]["kind"] if step else None, state=state, until=until, why=why,
+            kind=self.plan.steps[step].kind if step else None, state=state, until=until, why=why,
             scores={"fit": self.lead.fit, "engagement": self.lead.engagement, "total": self.lead.total},
             stage=self.lead.stage, recent=list(self.state.recent),
         )
@@ -106,14 +120,6 @@ class CareModelRun:
 
     @workflow.run
     async def run(self, inp: RunInput) -> RunResult:
-        self.plan = inp.plan
-        self.lead = inp.lead
-        self.state = inp.resume or RunState(enrolment=workflow.info().run_id, current=inp.plan.start)
-        self.wf_id = workflow.info().workflow_id
-        for event in self.inbox:
-            self.on_event(event)
-        self.inbox.clear()
-
         outcome = "completed"
         try:
             while self.state.current is not None:
@@ -154,100 +160,99 @@ class CareModelRun:
         )
         return RunResult(outcome=outcome, step=last, steps_taken=self.state.steps_taken)
 
-    async def _execute(self, step_id: str, step: dict[str, Any]) -> tuple[str | None, str | None]:
-        kind = step["kind"]
-        edges = step["edges"]
-        if kind in ("email", "social", "crm", "webhook"):
-            if kind in ("email", "social"):
-                await self._hold_for_send_window(step_id)
-            result: DeliveryResult = await workflow.execute_activity(
-                "deliver",
-                Delivery(key=self._key(step_id), lead=self.lead, care_model=self.plan.care_model,
-                         version=self.plan.version, step=step_id, step_spec=step, at=self._now(),
-                         frequency_cap=self.plan.settings.get("frequency_cap")),
-                result_type=DeliveryResult, **_EFFECT,
-            )
-            if kind == "crm" and step["action"] == "set_stage" and result.status != "skipped":
-                self.lead.stage = step["stage"]
-            self._note(step_id, kind, result.status, result.reason)
-            return edges["next"], None
-        if kind == "score":
-            setattr(self.lead, step["score"], getattr(self.lead, step["score"]) + step["delta"])
-            await workflow.execute_activity(
-                "adjust_score",
-                ScoreChange(self._key(step_id), self.lead.id, step["score"], step["delta"],
-                            step["reason"] or f"step {step_id}", self._now()),
-                **_EFFECT,
-            )
-            self._note(step_id, kind, f"{step['score']} {step['delta']:+g}", step["reason"])
-            return edges["next"], None
-        if kind == "wait":
-            target = self._wait_target(step)
-            self._note(step_id, kind, f"until {_iso(target)}", "")
-            await self._sleep_until(target, "waiting", f"wait step {step_id}")
-            return edges["next"], None
-        if kind == "wait_event":
-            return await self._wait_event(step_id, step), None
-        if kind == "branch":
-            now = self._now()
-            whys = []
-            for case in step["cases"]:
-                ok, why = evaluate(case["when"], self.lead, now)
-                if ok:
-                    self._note(step_id, kind, f"took '{case['label']}'", why)
-                    return case["next"], None
-                whys.append(why)
-            self._note(step_id, kind, "took 'default'", "no case matched: " + "; ".join(whys))
-            return edges["default"], None
-        if kind == "split":
-            variant = choose_variant(self.lead.id, self.plan.care_model, step, step_id)
-            if variant is None:
-                self._note(step_id, kind, "holdout", f"{step['holdout']:.0%} held out by stable hash")
-                return edges.get("holdout_next"), None
-            self._note(step_id, kind, f"variant '{variant['name']}'", "assigned by stable hash")
-            return variant["next"], None
-        if kind == "handover":
-            return await self._handover(step_id, step), None
-        if kind == "move":
-            status = await workflow.execute_activity(
-                "move_lead", MoveRequest(self._key(step_id), self.lead, self.plan.care_model, step["care_model"]),
-                result_type=str, **_EFFECT,
-            )
-            self._note(step_id, kind, f"moved to {step['care_model']}", status)
-            return None, f"moved:{step['care_model']}"
-        if kind == "exit":
-            self._note(step_id, kind, "exit", step["reason"])
-            return None, f"exit:{step['reason']}"
+    async def _execute(self, step_id: str, step: AnyPlanStep) -> tuple[str | None, str | None]:
+        kind, edges, lead = step.kind, step.edges, self.lead
+        match step:
+            case EmailPlan() | SocialPlan() | CrmPlan() | WebhookPlan():
+                if kind in ("email", "social"):
+                    await self._hold_for_send_window(step_id)
+                result: DeliveryResult = await workflow.execute_activity(
+                    "deliver",
+                    Delivery(key=self._key(step_id), lead=lead, care_model=self.plan.care_model,
+                             version=self.plan.version, step=step_id, step_spec=step, at=self._now(),
+                             frequency_cap=self.plan.settings.frequency_cap),
+                    result_type=DeliveryResult, **_EFFECT,
+                )
+                if isinstance(step, CrmPlan) and step.action == "set_stage" and result.status != "skipped":
+                    lead.stage = step.stage or lead.stage
+                self._note(step_id, kind, result.status, result.reason)
+                return edges["next"], None
+            case ScorePlan():
+                setattr(lead, step.score, getattr(lead, step.score) + step.delta)
+                await workflow.execute_activity(
+                    "adjust_score",
+                    ScoreChange(self._key(step_id), lead.id, step.score, step.delta,
+                                step.reason or f"step {step_id}", self._now()),
+                    **_EFFECT,
+                )
+                self._note(step_id, kind, f"{step.score} {step.delta:+g}", step.reason)
+                return edges["next"], None
+            case WaitPlan():
+                target = self._wait_target(step)
+                self._note(step_id, kind, f"until {_iso(target)}", "")
+                await self._sleep_until(target, "waiting", f"wait step {step_id}")
+                return edges["next"], None
+            case WaitEventPlan():
+                return await self._wait_event(step_id, step), None
+            case BranchPlan():
+                now = self._now()
+                whys = []
+                for case in step.cases:
+                    ok, why = evaluate(case.when, lead, now)
+                    if ok:
+                        self._note(step_id, kind, f"took '{case.label}'", why)
+                        return case.next, None
+                    whys.append(why)
+                self._note(step_id, kind, "took 'default'", "no case matched: " + "; ".join(whys))
+                return edges["default"], None
+            case SplitPlan():
+                variant = choose_variant(lead.id, self.plan.care_model, step, step_id)
+                if variant is None:
+                    self._note(step_id, kind, "holdout", f"{step.holdout:.0%} held out by stable hash")
+                    return edges.get("holdout_next"), None
+                self._note(step_id, kind, f"variant '{variant.name}'", "assigned by stable hash")
+                return variant.next, None
+            case HandoverPlan():
+                return await self._handover(step_id, step), None
+            case MovePlan():
+                status = await workflow.execute_activity(
+                    "move_lead", MoveRequest(self._key(step_id), lead, self.plan.care_model, step.care_model),
+                    result_type=str, **_EFFECT,
+                )
+                self._note(step_id, kind, f"moved to {step.care_model}", status)
+                return None, f"moved:{step.care_model}"
+            case ExitPlan():
+                self._note(step_id, kind, "exit", step.reason)
+                return None, f"exit:{step.reason}"
         raise ValueError(f"plan step {step_id} has unknown kind {kind!r}")
 
-    async def _wait_event(self, step_id: str, step: dict[str, Any]) -> str | None:
-        self.awaiting, self.matched = (step["event"], step["where"]), None
-        deadline = self._now() + step["timeout_seconds"]
-        self._note(step_id, "wait_event", f"waiting for {step['event']}",
-                   f"up to {format_duration(step['timeout_seconds'])}")
-        await self._sleep_until(deadline, "waiting_for_event", f"{step['event']} at {step_id}",
+    async def _wait_event(self, step_id: str, step: WaitEventPlan) -> str | None:
+        self.awaiting, self.matched = (step.event, step.where), None
+        deadline = self._now() + step.timeout_seconds
+        self._note(step_id, "wait_event", f"waiting for {step.event}", f"up to {format_duration(step.timeout_seconds)}")
+        await self._sleep_until(deadline, "waiting_for_event", f"{step.event} at {step_id}",
                                 lambda: self.matched is not None)
         hit, self.awaiting, self.matched = self.matched, None, None
         if hit is not None:
             self._note(step_id, "wait_event", f"got {hit.type}", f"event {hit.id}")
-            return step["edges"]["on_event"]
-        waited = format_duration(step["timeout_seconds"])
-        self._note(step_id, "wait_event", "timed out", f"no {step['event']} in {waited}")
-        return step["edges"]["on_timeout"]
+            return step.edges["on_event"]
+        waited = format_duration(step.timeout_seconds)
+        self._note(step_id, "wait_event", "timed out", f"no {step.event} in {waited}")
+        return step.edges["on_timeout"]
 
-    async def _handover(self, step_id: str, step: dict[str, Any]) -> str | None:
+    async def _handover(self, step_id: str, step: HandoverPlan) -> str | None:
         key = self._key(step_id)
         now = self._now()
-        due = now + step["sla_seconds"]
+        due = now + step.sla_seconds
         self.decision, self.handover = None, key
         opened: HandoverOpened | None = await workflow.execute_activity(
             "open_handover",
-            HandoverRequest(key, self.lead.id, self.plan.care_model, step_id, step["team"], step["routing"],
-                            step["note"], now, due),
+            HandoverRequest(key, self.lead.id, self.plan.care_model, step_id, step.team, step.routing, step.note,
+                            now, due),
             result_type=HandoverOpened, **_EFFECT,
         )
         to = f" → {opened.rep_id} ({opened.routed_by})" if opened and opened.rep_id else ""
-        self._note(step_id, "handover", f"handed to {step['team']}{to}", f"SLA {format_duration(step['sla_seconds'])}")
+        self._note(step_id, "handover", f"handed to {step.team}{to}", f"SLA {format_duration(step.sla_seconds)}")
         try:
             await self._sleep_until(due, "awaiting_sales", f"handover {key}", lambda: self.decision is not None,
                                     interruptible=False)
@@ -262,7 +267,7 @@ class CareModelRun:
             "close_handover", HandoverClosed(key, outcome, reason, self._now()), **_EFFECT,
         )
         self._note(step_id, "handover", outcome, reason)
-        return step["edges"][f"on_{outcome}"]
+        return step.edges[f"on_{outcome}"]
 
     # --- helpers ---------------------------------------------------------------------------------------
 
@@ -285,7 +290,7 @@ class CareModelRun:
         self.waiting = ("running", None, "")
 
     async def _hold_for_send_window(self, step_id: str) -> None:
-        window = self.plan.settings.get("send_window")
+        window = self.plan.settings.send_window
         if not window:
             return
         opens = next_window_open(self._now(), self._tz(), window)
@@ -293,13 +298,13 @@ class CareModelRun:
             self._note(step_id, "send_window", f"held until {_iso(opens)}", "outside the send window")
             await self._sleep_until(opens, "send_window", f"send window for {step_id}")
 
-    def _wait_target(self, step: dict[str, Any]) -> float:
+    def _wait_target(self, step: WaitPlan) -> float:
         now = self._now()
-        if step["mode"] == "duration":
-            return now + step["seconds"]
-        if step["mode"] == "until":
-            return max(step["at"], now)
-        return next_time_of_day(now, self._tz(), step["minute"], step["days"])
+        if step.mode == "duration":
+            return now + step.seconds
+        if step.mode == "until":
+            return max(step.at, now)
+        return next_time_of_day(now, self._tz(), step.minute, step.days or [])
 
     def _migrate(self, at_step: str) -> str | None:
         migration, self.migration = self.migration, None
@@ -315,11 +320,11 @@ class CareModelRun:
         if self.stop or self.lead is None:
             return
         now = self._now()
-        for prefix, rules in (("goal", self.plan.settings["goals"]), ("exited", self.plan.settings["exit_when"])):
+        for prefix, rules in (("goal", self.plan.settings.goals), ("exited", self.plan.settings.exit_when)):
             for rule in rules:
-                ok, why = evaluate(rule["when"], self.lead, now)
+                ok, why = evaluate(rule.when, self.lead, now)
                 if ok:
-                    self.stop = f"{prefix}:{rule['name']}"
+                    self.stop = f"{prefix}:{rule.name}"
                     self.waiting = ("stopping", None, why)
                     return
 
@@ -331,7 +336,7 @@ class CareModelRun:
         return f"{self.wf_id}/{self.state.enrolment}/{step_id}/{self.state.visits[step_id]}"
 
     def _tz(self) -> str:
-        return self.lead.timezone or self.plan.settings["default_timezone"]
+        return self.lead.timezone or self.plan.settings.default_timezone
 
     def _now(self) -> float:
         return workflow.now().timestamp()

@@ -16,7 +16,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.conditions import evaluate
 from engine.lead import LeadEvent, LeadState
-from store.store import Store, plan_from_dict
+from engine.plan import plan_from_dict
+from store.store import Store
 from store.tables import CareModelVersion
 from workflows.messages import TASK_QUEUE, RunInput, workflow_id
 
@@ -37,10 +38,9 @@ async def enrol(client: Client, store: Store, version: CareModelVersion, lead: L
                 trigger: LeadEvent | None = None, task_queue: str = TASK_QUEUE) -> Enrolled:
     plan = plan_from_dict(version.plan)
     wid = workflow_id(plan.care_model, lead.id)
-    policy = plan.settings["reenrol"]
-    entry = plan.settings.get("entry") or {}
-    if entry.get("when"):
-        ok, why = evaluate(entry["when"], lead, trigger.at if trigger else time.time())
+    policy, entry = plan.settings.reenrol, plan.settings.entry
+    if entry is not None and entry.when:
+        ok, why = evaluate(entry.when, lead, trigger.at if trigger else time.time())
         if not ok:
             return Enrolled("not_eligible", wid, f"entry rule: {why}")
     if policy == "never" and store.enrolments(lead_id=lead.id, care_model=plan.care_model):

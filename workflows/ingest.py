@@ -20,9 +20,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.conditions import event_matches
 from engine.lead import LeadEvent, LeadState
+from engine.plan import plan_from_dict
 from store.deliveries import Deliveries
 from store.scores import rescore
-from store.store import Store, plan_from_dict
+from store.store import Store
 from store.tables import DeliveryRow
 from workflows.enrolment import enrol
 from workflows.messages import TASK_QUEUE, Migration, workflow_id
@@ -60,8 +61,8 @@ def targets(store: Store, lead_id: str, event: LeadEvent) -> list[DeliveryRow]:
     """Whom this event concerns: care models whose entry rule it matches, and the lead's running runs."""
     rows = []
     for version in store.latest_versions():
-        entry = version.plan["settings"].get("entry") or {}
-        if entry.get("event") and event_matches(event.type, event.data, entry["event"], entry.get("where", {})):
+        entry = plan_from_dict(version.plan).settings.entry
+        if entry and entry.event and event_matches(event.type, event.data, entry.event, entry.where):
             rows.append(enrol_row(f"{event.id}>enrol/{version.care_model}", lead_id, version.care_model, event,
                                   event.at))
     starting = {r.workflow_id for r in rows}  # signal-with-start hands them the event already

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from engine.compiler import Plan
 from engine.lead import LeadState
+from engine.plan import CapPlan, Plan
+from engine.steps import SendingPlan
 
 TASK_QUEUE = "nurture"
 
@@ -81,9 +81,9 @@ class Delivery:
     care_model: str
     version: int
     step: str
-    step_spec: dict[str, Any]
+    step_spec: SendingPlan
     at: float
-    frequency_cap: dict[str, Any] | None = None
+    frequency_cap: CapPlan | None = None
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The data floor: database, migrations, tables and every SQL statement. Imports only `engine` and settings."""
