@@ -8,6 +8,7 @@ run:
 test:
 	@scripts/setup --test
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/pytest
 
 bench:

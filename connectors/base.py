@@ -75,6 +75,7 @@ class Connector(Protocol):
     name: ClassVar[str]
     channel: ClassVar[str]
     Config: ClassVar[type[ConnectorConfig]]
+    config: ConnectorConfig
 
     def verify(self) -> None:
         """Raise ConnectorError when the configuration cannot work (wrong host, bad token...)."""
@@ -99,6 +100,9 @@ class BaseConnector:
 
     def verify(self) -> None:
         return None
+
+    def send(self, message: Message) -> Receipt:
+        raise NotImplementedError(f"connector '{self.name}' does not send")
 
     def verify_inbound(self, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
         raise InboundRejected(f"connector '{self.name}' accepts no inbound requests")

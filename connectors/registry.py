@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from connectors.base import Connector, ConnectorContext, ConnectorError
+from connectors.base import BaseConnector, Connector, ConnectorContext, ConnectorError
 from connectors.dryrun import DryRunConnector
 from connectors.ratelimit import RateLimitedConnector
 from nurture.settings import Settings
@@ -20,7 +20,7 @@ GROUP = "nurture.connectors"
 CHANNELS = ("email", "social", "crm", "webhook")
 
 
-def available() -> dict[str, type]:
+def available() -> dict[str, type[BaseConnector]]:
     return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
 
 

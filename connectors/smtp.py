@@ -4,6 +4,7 @@ and bounce reports (DSN) read back as lead events."""
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import hashlib
 import hmac
@@ -115,12 +116,15 @@ class SmtpConnector(BaseConnector):
             ctype = part.get_content_type()
             if ctype == "message/delivery-status":
                 for block in part.get_payload():
-                    action = block.get("Action", action) or action
-                    status = block.get("Status", status) or status
+                    if isinstance(block, email.message.Message):
+                        action = block.get("Action", action) or action
+                        status = block.get("Status", status) or status
             elif ctype in ("text/rfc822-headers", "message/rfc822"):
                 payload = part.get_payload()
                 inner = payload[0] if isinstance(payload, list) else email.message_from_string(
                     str(payload), policy=email.policy.default)
+                if not isinstance(inner, email.message.Message):
+                    continue
                 lead_id = inner.get("X-Nurture-Lead", lead_id)
                 original_id = inner.get("Message-ID", original_id)
         if not lead_id or not action:

@@ -72,8 +72,8 @@ def build_form(step: dict[str, Any], step_ids: list[str], errors: dict[str, list
             options = [(END, "(end of the care model)")] + [(s, s) for s in step_ids if s != step.get("id")]
             fields.append(Field(name, f"then → ({label})" if name != "next" else "then →", "select",
                                 value or END, options))
-        elif (options := _literal_options(info.annotation)) is not None:
-            choices = [(o, o) for o in options]
+        elif (literals := _literal_options(info.annotation)) is not None:
+            choices = [(o, o) for o in literals]
             if not info.is_required() and info.default is None:
                 choices.insert(0, ("", "—"))
             fields.append(Field(name, label, "select", "" if value is None else str(value), choices))

@@ -60,8 +60,9 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
     for p in problems:
         if p.step:
             by_step.setdefault(p.step, []).append(f"{p.field + ': ' if p.field else ''}{p.message}")
-    if selected and form is None and editing.find(doc, selected) is not None:
-        form = build_form(editing.find(doc, selected), _ids(doc), _field_errors(problems, selected))
+    chosen = editing.find(doc, selected) if selected else None
+    if chosen is not None and form is None:
+        form = build_form(chosen, _ids(doc), _field_errors(problems, selected or ""))
     latest = store(request).latest(model)
     sim_steps: dict[str, str] = {}
     sim_edges: set[tuple[str, str | None]] = set()
@@ -343,7 +344,7 @@ async def run_simulation(request: Request, model: str, lead: Annotated[str, Form
                          events: Annotated[str, Form()] = "") -> Response:
     doc = _doc(request, model)
     parsed, problems = check(doc)
-    context = {"lead_yaml": lead, "events_yaml": events, "result": None, "sim_error": ""}
+    context: dict[str, Any] = {"lead_yaml": lead, "events_yaml": events, "result": None, "sim_error": ""}
     try:
         if parsed is None or problems:
             raise ValueError(f"fix the {len(problems)} problem(s) first: {problems[0]}")

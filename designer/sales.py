@@ -64,9 +64,9 @@ async def decide(request: Request, key: str, decision: Decision) -> JSONResponse
 
 @router.post("/inbox/{key:path}/decision", include_in_schema=False)
 async def decide_form(request: Request, key: str, decision: Annotated[str, Form()],
-                      reason: Annotated[str, Form()] = "", rep: Annotated[str, Form()] = "") -> RedirectResponse:
+                      reason: Annotated[str, Form()] = "", rep: Annotated[str, Form()] = "") -> Response:
     try:
-        parsed = Decision(decision=decision, reason=reason, rep=rep)  # type: ignore[arg-type]
+        parsed = Decision.model_validate({"decision": decision, "reason": reason, "rep": rep})
         await _decide(request, key, parsed)
     except ValidationError as exc:
         return _inbox(request, rep, error=exc.errors()[0]["msg"])

@@ -38,13 +38,13 @@ async def opened(request: Request, token: str) -> Response:
 
 
 @router.get("/u/{token}", response_class=HTMLResponse)
-def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
+def unsubscribe_page(request: Request, token: str) -> Response:
     _read(request, token)  # link scanners may GET this; only the button (a POST) unsubscribes
     return TEMPLATES.TemplateResponse(request, "unsubscribe.html", {"token": token, "done": False})
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
-async def unsubscribe(request: Request, token: str) -> HTMLResponse:
+async def unsubscribe(request: Request, token: str) -> Response:
     data = _read(request, token)
     await send_event(request, data["l"], "lead.unsubscribed", {"message": data["k"]},
                      event_id=f"unsubscribe:{data['l']}")

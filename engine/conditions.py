@@ -55,7 +55,7 @@ def _attribute(cond: dict[str, Any], lead: LeadState) -> tuple[bool, str]:
         ok = present if op == "exists" else not present
         return ok, f"attribute {name} {'is set' if present else 'is not set'}"
     if op in ("in", "not_in"):
-        ok = (have in want) == (op == "in")
+        ok = (have in (want or ())) == (op == "in")
         return ok, f"{name}={have!r} {'in' if op == 'in' else 'not in'} {want!r} is {_word(ok)}"
     if op == "contains":
         ok = present and isinstance(have, str | list) and want in have

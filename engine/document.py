@@ -9,10 +9,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from engine.durations import parse_clock
-from engine.fields import Clock, Condition, Duration, Slug, StepId, Strict, Weekday
+from engine.fields import WEEKDAYS, Clock, Condition, Duration, Slug, StepId, Strict, Weekday
 from engine.steps import BaseStep, Step
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 # --- model settings ------------------------------------------------------------------------------------
@@ -32,7 +32,7 @@ class NamedCondition(Strict):
 class SendWindow(Strict):
     start: Clock = "08:00"
     end: Clock = "18:00"
-    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1)
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
 
     @model_validator(mode="after")
     def _start_before_end(self) -> SendWindow:

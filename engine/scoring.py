@@ -3,15 +3,15 @@ engagement that decays with a half-life, and thresholds that move lifecycle stag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.compiler import compile_condition
 from engine.conditions import evaluate, event_matches
 from engine.durations import parse_duration
-from engine.fields import Condition, Duration, Slug
+from engine.fields import Condition, Duration, Slug, compile_condition
 from engine.lead import LeadState
 from engine.lifecycle import Stage, stage_rank
 
@@ -79,7 +79,7 @@ def persona_of(model: ScoringModel, lead: LeadState, now: float) -> str:
 
 
 def score(model: ScoringModel, lead: LeadState, now: float,
-          adjustments: list[tuple[str, float, str]] = ()) -> ScoreCard:
+          adjustments: Sequence[tuple[str, float, str]] = ()) -> ScoreCard:
     """The lead's scores as of `now`, with every point explained. `adjustments`: (score, delta, reason)."""
     persona = persona_of(model, lead, now)
     card = ScoreCard(persona, 0.0, 0.0)
@@ -93,15 +93,15 @@ def score(model: ScoringModel, lead: LeadState, now: float,
             card.fit += rule.points
             card.contributions.append(Contribution("fit", rule.name, rule.points, why))
     half_life = parse_duration(model.half_life)
-    for rule in filter(applies, model.engagement):
+    for engaged in filter(applies, model.engagement):
         for event in lead.events:
-            if event.at <= now and event_matches(event.type, event.data, rule.event, rule.where):
+            if event.at <= now and event_matches(event.type, event.data, engaged.event, engaged.where):
                 days = (now - event.at) / 86400
-                points = rule.points * 0.5 ** ((now - event.at) / half_life)
+                points = engaged.points * 0.5 ** ((now - event.at) / half_life)
                 card.engagement += points
                 card.contributions.append(Contribution(
-                    "engagement", rule.name, round(points, 2),
-                    f"{event.type} {days:.1f} days ago: {rule.points:g} halved every {model.half_life}"))
+                    "engagement", engaged.name, round(points, 2),
+                    f"{event.type} {days:.1f} days ago: {engaged.points:g} halved every {model.half_life}"))
     for which, delta, reason in adjustments:
         setattr(card, which, getattr(card, which) + delta)
         card.contributions.append(Contribution("adjustment", reason, delta, f"{which} {delta:+g} by a care model"))

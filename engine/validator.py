@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from engine.content import check_template
 from engine.document import CareModelDocument, edges
@@ -175,7 +176,7 @@ def _cycle_problems(doc: CareModelDocument, by_id: dict[str, Any]) -> list[Probl
     return problems
 
 
-def _locate(err: dict[str, Any], data: Any, node: yaml.Node | None) -> Problem:
+def _locate(err: ErrorDetails, data: Any, node: yaml.Node | None) -> Problem:
     loc = list(err["loc"])
     path: list[str | int] = []
     cursor = data
@@ -207,7 +208,7 @@ def _split_step(path: list[str | int], data: Any) -> tuple[str | None, str | Non
 
 def _with_line(problem: Problem, data: Any, node: yaml.Node | None) -> Problem:
     if node is None or not problem.step:
-        path: list[str | int] = problem.field.split(".") if problem.field else []
+        path: list[str | int] = list(problem.field.split(".")) if problem.field else []
         return Problem(problem.message, problem.step, problem.field, _line_of(node, path))
     steps = data.get("steps", [])
     index = next((i for i, s in enumerate(steps) if isinstance(s, dict) and s.get("id") == problem.step), None)

@@ -37,11 +37,13 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _create(engine: Engine, *models: type[SQLModel]) -> None:
+    SQLModel.metadata.create_all(engine, tables=[m.__table__ for m in models])  # type: ignore[attr-defined]
+
+
 def _v1_initial(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in (  # type: ignore[attr-defined]
-        tables.CareModelVersion, tables.Lead, tables.EventRow, tables.Enrolment, tables.OutboxRow,
-        tables.JourneyRow, tables.ScoreChangeRow, tables.Handover,
-    )])
+    _create(engine, tables.CareModelVersion, tables.Lead, tables.EventRow, tables.Enrolment, tables.OutboxRow,
+            tables.JourneyRow, tables.ScoreChangeRow, tables.Handover)
 
 
 def _add_column(engine: Engine, table: str, column: str, ddl: str) -> None:
@@ -51,10 +53,8 @@ def _add_column(engine: Engine, table: str, column: str, ddl: str) -> None:
 
 
 def _v2_channels_and_sales(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in (  # type: ignore[attr-defined]
-        tables.StageChange, tables.Rep, tables.RoundRobin, tables.CrmTask, tables.CrmNote,
-        tables.ScoringModelVersion,
-    )])
+    _create(engine, tables.StageChange, tables.Rep, tables.RoundRobin, tables.CrmTask, tables.CrmNote,
+            tables.ScoringModelVersion)
     _add_column(engine, "leads", "bounced", "BOOLEAN NOT NULL DEFAULT false")
     _add_column(engine, "leads", "owner", "VARCHAR NOT NULL DEFAULT ''")
     _add_column(engine, "handovers", "rep_id", "VARCHAR NOT NULL DEFAULT ''")
@@ -62,17 +62,15 @@ def _v2_channels_and_sales(engine: Engine) -> None:
 
 
 def _v3_drafts(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine, tables=[tables.Draft.__table__])  # type: ignore[attr-defined]
+    _create(engine, tables.Draft)
+
+
+def _v4_deliveries(engine: Engine) -> None:
+    _create(engine, tables.DeliveryRow, tables.Lease)
 
 
 # Append only: each entry runs once per database, in order, and is never edited after release. Version 1
 # creates tables from the models of its day, so later steps add what is missing rather than assume.
-def _v4_deliveries(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in (  # type: ignore[attr-defined]
-        tables.DeliveryRow, tables.Lease,
-    )])
-
-
 MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts, _v4_deliveries]
 
 

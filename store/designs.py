@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from store.store import Store
 from store.tables import CareModelVersion, Draft, Enrolment, JourneyRow, Lead, utcnow
@@ -50,32 +50,32 @@ class Designs:
 
     def versions(self, care_model: str) -> list[CareModelVersion]:
         with self.store.session() as s:
-            return list(s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model)
-                               .order_by(CareModelVersion.version.desc())))
+            return list(s.exec(select(CareModelVersion).where(col(CareModelVersion.care_model) == care_model)
+                               .order_by(col(CareModelVersion.version).desc())))
 
     def version(self, care_model: str, number: int) -> CareModelVersion | None:
         with self.store.session() as s:
-            return s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model,
-                                                         CareModelVersion.version == number)).first()
+            return s.exec(select(CareModelVersion).where(col(CareModelVersion.care_model) == care_model,
+                                                         col(CareModelVersion.version) == number)).first()
 
     def where_now(self, care_model: str) -> dict[tuple[int, str], int]:
         """Running leads by (version, step they last reached)."""
         with self.store.session() as s:
             running = {e.enrolment: e.version for e in s.exec(
-                select(Enrolment).where(Enrolment.care_model == care_model, Enrolment.status == "running"))}
-            newest = (select(JourneyRow.enrolment, func.max(JourneyRow.seq).label("seq"))
-                      .where(JourneyRow.care_model == care_model).group_by(JourneyRow.enrolment).subquery())
-            last = s.exec(select(JourneyRow.enrolment, JourneyRow.step).join(
-                newest, (JourneyRow.enrolment == newest.c.enrolment) & (JourneyRow.seq == newest.c.seq))).all()
+                select(Enrolment).where(col(Enrolment.care_model) == care_model, col(Enrolment.status) == "running"))}
+            newest = (select(col(JourneyRow.enrolment), func.max(col(JourneyRow.seq)).label("seq"))
+                      .where(col(JourneyRow.care_model) == care_model).group_by(col(JourneyRow.enrolment)).subquery())
+            latest = (col(JourneyRow.enrolment) == newest.c.enrolment) & (col(JourneyRow.seq) == newest.c.seq)
+            last = s.exec(select(col(JourneyRow.enrolment), col(JourneyRow.step)).join(newest, latest)).all()
         return Counter((running[e], step) for e, step in last if e in running)
 
     def numbers(self, care_model: str) -> dict[str, dict[str, int]]:
         """Per step: leads there now, leads that passed through it, and of those, leads that met a goal."""
         with self.store.session() as s:
-            passed = s.exec(select(JourneyRow.step, JourneyRow.enrolment).where(
-                JourneyRow.care_model == care_model).distinct()).all()
+            passed = s.exec(select(col(JourneyRow.step), col(JourneyRow.enrolment)).where(
+                col(JourneyRow.care_model) == care_model).distinct()).all()
             converted = {e.enrolment for e in s.exec(select(Enrolment).where(
-                Enrolment.care_model == care_model, Enrolment.outcome.startswith("goal:")))}
+                col(Enrolment.care_model) == care_model, col(Enrolment.outcome).startswith("goal:")))}
         out: dict[str, dict[str, int]] = defaultdict(lambda: {"now": 0, "passed": 0, "converted": 0})
         for (_, step), count in self.where_now(care_model).items():
             out[step]["now"] += count
@@ -88,4 +88,4 @@ class Designs:
         pattern = f"%{query.strip().lower()}%"
         with self.store.session() as s:
             return list(s.exec(select(Lead).where(
-                func.lower(Lead.id).like(pattern) | func.lower(Lead.email).like(pattern)).limit(limit)))
+                func.lower(col(Lead.id)).like(pattern) | func.lower(col(Lead.email)).like(pattern)).limit(limit)))

@@ -35,7 +35,7 @@ def rescore(store: Store, lead: LeadState, now: float) -> Rescored | None:
     with store.session() as s:
         row = s.get(Lead, lead.id, with_for_update=True)
         changed = row is not None and (row.fit, row.engagement) != (card.fit, card.engagement)
-        if changed:
+        if row is not None and changed:
             row.fit, row.engagement = card.fit, card.engagement
             s.add(row)
     lead.fit, lead.engagement = card.fit, card.engagement

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from engine.compiler import compile_document
 from engine.document import CareModelDocument
@@ -56,7 +56,7 @@ class Store:
 
     def engaged_lead_ids(self) -> list[str]:
         with self.session() as s:
-            return list(s.exec(select(Lead.id).where(Lead.engagement != 0)))
+            return list(s.exec(select(col(Lead.id)).where(col(Lead.engagement) != 0)))
 
     def ping(self) -> None:
         with self.session() as s:
@@ -68,8 +68,8 @@ class Store:
         """A new immutable version; publishing an unchanged document returns the current one."""
         known = {m.care_model for m in self.latest_versions()} | {doc.id}
         with self.session() as s:
-            latest = s.exec(select(CareModelVersion).where(CareModelVersion.care_model == doc.id)
-                            .order_by(CareModelVersion.version.desc())).first()
+            latest = s.exec(select(CareModelVersion).where(col(CareModelVersion.care_model) == doc.id)
+                            .order_by(col(CareModelVersion.version).desc())).first()
             number = (latest.version if latest else 0) + 1
             plan = compile_document(doc, number, known)
             if latest is not None and latest.hash == plan.hash:
@@ -81,21 +81,21 @@ class Store:
 
     def latest(self, care_model: str) -> CareModelVersion | None:
         with self.session() as s:
-            return s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model)
-                          .order_by(CareModelVersion.version.desc())).first()
+            return s.exec(select(CareModelVersion).where(col(CareModelVersion.care_model) == care_model)
+                          .order_by(col(CareModelVersion.version).desc())).first()
 
     def version(self, care_model: str, version: int) -> CareModelVersion | None:
         with self.session() as s:
-            return s.exec(select(CareModelVersion).where(CareModelVersion.care_model == care_model,
-                                                         CareModelVersion.version == version)).first()
+            return s.exec(select(CareModelVersion).where(col(CareModelVersion.care_model) == care_model,
+                                                         col(CareModelVersion.version) == version)).first()
 
     def latest_versions(self) -> list[CareModelVersion]:
         with self.session() as s:
-            newest = (select(CareModelVersion.care_model, func.max(CareModelVersion.version).label("v"))
-                      .group_by(CareModelVersion.care_model).subquery())
+            newest = (select(col(CareModelVersion.care_model), func.max(col(CareModelVersion.version)).label("v"))
+                      .group_by(col(CareModelVersion.care_model)).subquery())
             query = select(CareModelVersion).join(
-                newest, (CareModelVersion.care_model == newest.c.care_model)
-                & (CareModelVersion.version == newest.c.v)).order_by(CareModelVersion.care_model)
+                newest, (col(CareModelVersion.care_model) == newest.c.care_model)
+                & (col(CareModelVersion.version) == newest.c.v)).order_by(col(CareModelVersion.care_model))
             return list(s.exec(query))
 
     # --- leads and their timeline ------------------------------------------------------------------
@@ -145,7 +145,7 @@ class Store:
 
     def timeline(self, lead_id: str) -> list[EventRow]:
         with self.session() as s:
-            return list(s.exec(select(EventRow).where(EventRow.lead_id == lead_id).order_by(EventRow.at)))
+            return list(s.exec(select(EventRow).where(col(EventRow.lead_id) == lead_id).order_by(col(EventRow.at))))
 
     # --- enrolments --------------------------------------------------------------------------------
 
@@ -174,13 +174,13 @@ class Store:
                    running: bool | None = None) -> list[Enrolment]:
         query = select(Enrolment)
         if lead_id is not None:
-            query = query.where(Enrolment.lead_id == lead_id)
+            query = query.where(col(Enrolment.lead_id) == lead_id)
         if care_model is not None:
-            query = query.where(Enrolment.care_model == care_model)
+            query = query.where(col(Enrolment.care_model) == care_model)
         if running is not None:
-            query = query.where((Enrolment.status == "running") == running)
+            query = query.where((col(Enrolment.status) == "running") == running)
         with self.session() as s:
-            return list(s.exec(query.order_by(Enrolment.started_at)))
+            return list(s.exec(query.order_by(col(Enrolment.started_at))))
 
     # --- what the runs did -------------------------------------------------------------------------
 
@@ -193,16 +193,16 @@ class Store:
     def journey(self, lead_id: str | None = None, enrolment: str | None = None) -> list[JourneyRow]:
         query = select(JourneyRow)
         if lead_id is not None:
-            query = query.where(JourneyRow.lead_id == lead_id)
+            query = query.where(col(JourneyRow.lead_id) == lead_id)
         if enrolment is not None:
-            query = query.where(JourneyRow.enrolment == enrolment)
+            query = query.where(col(JourneyRow.enrolment) == enrolment)
         with self.session() as s:
-            return list(s.exec(query.order_by(JourneyRow.at, JourneyRow.seq)))
+            return list(s.exec(query.order_by(col(JourneyRow.at), col(JourneyRow.seq))))
 
     def outbox(self, lead_id: str | None = None) -> list[OutboxRow]:
-        query = select(OutboxRow) if lead_id is None else select(OutboxRow).where(OutboxRow.lead_id == lead_id)
+        query = select(OutboxRow) if lead_id is None else select(OutboxRow).where(col(OutboxRow.lead_id) == lead_id)
         with self.session() as s:
-            return list(s.exec(query.order_by(OutboxRow.at)))
+            return list(s.exec(query.order_by(col(OutboxRow.at))))
 
     def add_score_change(self, row: ScoreChangeRow) -> bool:
         with self.session() as s:
@@ -216,9 +216,9 @@ class Store:
         return True
 
     def handovers(self, status: str | None = None) -> list[Handover]:
-        query = select(Handover) if status is None else select(Handover).where(Handover.status == status)
+        query = select(Handover) if status is None else select(Handover).where(col(Handover.status) == status)
         with self.session() as s:
-            return list(s.exec(query.order_by(Handover.opened_at)))
+            return list(s.exec(query.order_by(col(Handover.opened_at))))
 
 
 class LifecycleError(ValueError):
@@ -249,7 +249,8 @@ class SalesStore:
 
     def stage_history(self, lead_id: str) -> list[StageChange]:
         with self.store.session() as s:
-            return list(s.exec(select(StageChange).where(StageChange.lead_id == lead_id).order_by(StageChange.at)))
+            query = select(StageChange).where(col(StageChange.lead_id) == lead_id)
+            return list(s.exec(query.order_by(col(StageChange.at))))
 
     def put_rep(self, rep: Rep) -> Rep:
         with self.store.session() as s:
@@ -257,14 +258,15 @@ class SalesStore:
         return rep
 
     def reps(self, team: str | None = None) -> list[Rep]:
-        query = select(Rep) if team is None else select(Rep).where(Rep.team == team)
+        query = select(Rep) if team is None else select(Rep).where(col(Rep.team) == team)
         with self.store.session() as s:
-            return list(s.exec(query.order_by(Rep.id)))
+            return list(s.exec(query.order_by(col(Rep.id))))
 
     def route(self, team: str, routing: str, lead: Lead) -> tuple[Rep | None, str]:
         """The rep for a handover and how they were chosen."""
         with self.store.session() as s:
-            team_reps = list(s.exec(select(Rep).where(Rep.team == team, Rep.active.is_(True)).order_by(Rep.id)))
+            query = select(Rep).where(col(Rep.team) == team, col(Rep.active).is_(True))
+            team_reps = list(s.exec(query.order_by(col(Rep.id))))
             sellers = [r for r in team_reps if not r.manager] or team_reps
             if routing == "account_owner" and lead.owner:
                 owner = s.get(Rep, lead.owner)
@@ -324,7 +326,7 @@ class SalesStore:
 
     def tasks(self, lead_id: str) -> list[CrmTask]:
         with self.store.session() as s:
-            return list(s.exec(select(CrmTask).where(CrmTask.lead_id == lead_id).order_by(CrmTask.at)))
+            return list(s.exec(select(CrmTask).where(col(CrmTask.lead_id) == lead_id).order_by(col(CrmTask.at))))
 
     def set_attribute(self, lead_id: str, name: str, value: Any) -> None:
         with self.store.session() as s:
@@ -336,7 +338,7 @@ class SalesStore:
 
     def publish_scoring(self, document: dict[str, Any]) -> ScoringModelVersion:
         with self.store.session() as s:
-            latest = s.exec(select(ScoringModelVersion).order_by(ScoringModelVersion.version.desc())).first()
+            latest = s.exec(select(ScoringModelVersion).order_by(col(ScoringModelVersion.version).desc())).first()
             if latest is not None and latest.document == document:
                 return latest
             row = ScoringModelVersion(version=(latest.version if latest else 0) + 1, document=document)
@@ -345,12 +347,12 @@ class SalesStore:
 
     def scoring_model(self) -> ScoringModelVersion | None:
         with self.store.session() as s:
-            return s.exec(select(ScoringModelVersion).order_by(ScoringModelVersion.version.desc())).first()
+            return s.exec(select(ScoringModelVersion).order_by(col(ScoringModelVersion.version).desc())).first()
 
     def adjustments(self, lead_id: str) -> list[ScoreChangeRow]:
         with self.store.session() as s:
-            return list(s.exec(select(ScoreChangeRow).where(ScoreChangeRow.lead_id == lead_id)
-                               .order_by(ScoreChangeRow.at)))
+            return list(s.exec(select(ScoreChangeRow).where(col(ScoreChangeRow.lead_id) == lead_id)
+                               .order_by(col(ScoreChangeRow.at))))
 
 
 def lead_state(row: Lead) -> LeadState:

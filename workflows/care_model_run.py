@@ -51,10 +51,8 @@ with workflow.unsafe.imports_passed_through():
 
 RECENT = 30
 DECISIONS = {"handover.accepted": "accepted", "handover.rejected": "rejected"}
-_EFFECT = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=5)),
-}
+_TIMEOUT = timedelta(seconds=60)
+_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 
 
 class _Stop(Exception):
@@ -154,10 +152,8 @@ class CareModelRun:
         last = self.state.current
         self.state.current = None
         await self._flush()
-        await workflow.execute_activity(
-            "finish_enrolment", EnrolmentEnd(self.wf_id, self.state.enrolment, outcome, self._now()),
-            **_EFFECT,
-        )
+        await self._effect(
+            "finish_enrolment", EnrolmentEnd(self.wf_id, self.state.enrolment, outcome, self._now()))
         return RunResult(outcome=outcome, step=last, steps_taken=self.state.steps_taken)
 
     async def _execute(self, step_id: str, step: AnyPlanStep) -> tuple[str | None, str | None]:
@@ -166,25 +162,22 @@ class CareModelRun:
             case EmailPlan() | SocialPlan() | CrmPlan() | WebhookPlan():
                 if kind in ("email", "social"):
                     await self._hold_for_send_window(step_id)
-                result: DeliveryResult = await workflow.execute_activity(
+                result: DeliveryResult = await self._effect(
                     "deliver",
                     Delivery(key=self._key(step_id), lead=lead, care_model=self.plan.care_model,
                              version=self.plan.version, step=step_id, step_spec=step, at=self._now(),
                              frequency_cap=self.plan.settings.frequency_cap),
-                    result_type=DeliveryResult, **_EFFECT,
-                )
+                    result_type=DeliveryResult)
                 if isinstance(step, CrmPlan) and step.action == "set_stage" and result.status != "skipped":
                     lead.stage = step.stage or lead.stage
                 self._note(step_id, kind, result.status, result.reason)
                 return edges["next"], None
             case ScorePlan():
                 setattr(lead, step.score, getattr(lead, step.score) + step.delta)
-                await workflow.execute_activity(
+                await self._effect(
                     "adjust_score",
                     ScoreChange(self._key(step_id), lead.id, step.score, step.delta,
-                                step.reason or f"step {step_id}", self._now()),
-                    **_EFFECT,
-                )
+                                step.reason or f"step {step_id}", self._now()))
                 self._note(step_id, kind, f"{step.score} {step.delta:+g}", step.reason)
                 return edges["next"], None
             case WaitPlan():
@@ -215,10 +208,9 @@ class CareModelRun:
             case HandoverPlan():
                 return await self._handover(step_id, step), None
             case MovePlan():
-                status = await workflow.execute_activity(
+                status = await self._effect(
                     "move_lead", MoveRequest(self._key(step_id), lead, self.plan.care_model, step.care_model),
-                    result_type=str, **_EFFECT,
-                )
+                    result_type=str)
                 self._note(step_id, kind, f"moved to {step.care_model}", status)
                 return None, f"moved:{step.care_model}"
             case ExitPlan():
@@ -245,31 +237,32 @@ class CareModelRun:
         now = self._now()
         due = now + step.sla_seconds
         self.decision, self.handover = None, key
-        opened: HandoverOpened | None = await workflow.execute_activity(
+        opened: HandoverOpened | None = await self._effect(
             "open_handover",
             HandoverRequest(key, self.lead.id, self.plan.care_model, step_id, step.team, step.routing, step.note,
                             now, due),
-            result_type=HandoverOpened, **_EFFECT,
-        )
+            result_type=HandoverOpened)
         to = f" → {opened.rep_id} ({opened.routed_by})" if opened and opened.rep_id else ""
         self._note(step_id, "handover", f"handed to {step.team}{to}", f"SLA {format_duration(step.sla_seconds)}")
         try:
             await self._sleep_until(due, "awaiting_sales", f"handover {key}", lambda: self.decision is not None,
                                     interruptible=False)
         except _Stop:
-            await workflow.execute_activity(
-                "close_handover", HandoverClosed(key, "withdrawn", self.stop or "", self._now()), **_EFFECT,
-            )
+            await self._effect(
+                "close_handover", HandoverClosed(key, "withdrawn", self.stop or "", self._now()))
             raise
         outcome, reason = self.decision or ("expired", "SLA passed without a decision")
         self.decision, self.handover = None, None
-        await workflow.execute_activity(
-            "close_handover", HandoverClosed(key, outcome, reason, self._now()), **_EFFECT,
-        )
+        await self._effect(
+            "close_handover", HandoverClosed(key, outcome, reason, self._now()))
         self._note(step_id, "handover", outcome, reason)
         return step.edges[f"on_{outcome}"]
 
     # --- helpers ---------------------------------------------------------------------------------------
+
+    async def _effect(self, activity: str, arg: Any, result_type: type | None = None) -> Any:
+        return await workflow.execute_activity(activity, arg, result_type=result_type,
+                                               start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY)
 
     async def _sleep_until(self, target: float, state: str, why: str, done: Any = None,
                            interruptible: bool = True) -> None:
@@ -308,6 +301,8 @@ class CareModelRun:
 
     def _migrate(self, at_step: str) -> str | None:
         migration, self.migration = self.migration, None
+        if migration is None:
+            return at_step
         old = self.plan.version
         target = migration.mapping.get(at_step, at_step)
         if target not in migration.plan.steps:
@@ -352,12 +347,10 @@ class CareModelRun:
         if not self.unflushed:
             return
         batch, self.unflushed = self.unflushed, []
-        await workflow.execute_activity(
+        await self._effect(
             "record_journey",
             JourneyBatch(self.wf_id, self.state.enrolment, self.lead.id, self.plan.care_model, self.plan.version,
-                         batch),
-            **_EFFECT,
-        )
+                         batch))
 
 
 def _iso(ts: float) -> str:

@@ -7,9 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from temporalio.api.common.v1 import WorkflowType
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy
-from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import SignalWithStartWorkflowExecutionRequest, StartWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -61,22 +60,29 @@ async def enrol(client: Client, store: Store, version: CareModelVersion, lead: L
     return Enrolled("started" if new else "already_running", wid)
 
 
-async def start_run(client: Client, inp: RunInput, wid: str, task_queue: str, reuse: WorkflowIdReusePolicy,
+async def start_run(client: Client, inp: RunInput, wid: str, task_queue: str, reuse: WorkflowIdReusePolicy.ValueType,
                     trigger: LeadEvent | None) -> tuple[str, bool]:
     """Starts the run (with its trigger event, when there is one) in one request Temporal answers once per request id,
     without client-side retries: a caller that gives up leaves nothing retrying behind it. (run id, newly started)"""
-    common = {"namespace": client.namespace, "workflow_id": wid, "workflow_type": WorkflowType(name="CareModelRun"),
-              "task_queue": TaskQueue(name=task_queue), "identity": client.identity, "workflow_id_reuse_policy": reuse,
-              "request_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{wid}/{trigger.id if trigger else time.time()}"))}
+    key = f"{wid}/{trigger.id if trigger else time.time()}"
     payloads = await client.data_converter.encode([inp])
     if trigger is None:
-        request = StartWorkflowExecutionRequest(**common)
-        request.input.payloads.extend(payloads)
+        request = StartWorkflowExecutionRequest()
+        _fill(request, client, wid, task_queue, reuse, key, payloads)
         started = await client.workflow_service.start_workflow_execution(request, retry=False, timeout=_TIMEOUT)
         return started.run_id, True
-    with_signal = SignalWithStartWorkflowExecutionRequest(**common, signal_name="event")
-    with_signal.input.payloads.extend(payloads)
+    with_signal = SignalWithStartWorkflowExecutionRequest(signal_name="event")
+    _fill(with_signal, client, wid, task_queue, reuse, key, payloads)
     with_signal.signal_input.payloads.extend(await client.data_converter.encode([trigger]))
     answer = await client.workflow_service.signal_with_start_workflow_execution(with_signal, retry=False,
                                                                                 timeout=_TIMEOUT)
     return answer.run_id, answer.started
+
+
+def _fill(request: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest, client: Client, wid: str,
+          task_queue: str, reuse: WorkflowIdReusePolicy.ValueType, key: str, payloads: list[Payload]) -> None:
+    request.namespace, request.workflow_id, request.identity = client.namespace, wid, client.identity
+    request.workflow_type.name, request.task_queue.name = "CareModelRun", task_queue
+    request.workflow_id_reuse_policy = reuse
+    request.request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+    request.input.payloads.extend(payloads)

@@ -17,6 +17,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
+from connectors.base import Connector
 from connectors.dryrun import DryRunConnector
 from connectors.registry import CHANNELS
 from engine.document import CareModelDocument
@@ -108,7 +109,7 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
         async with await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=test_server_path(), runtime=_quiet_runtime()
         ) as env:
-            connectors = {channel: DryRunConnector() for channel in CHANNELS}
+            connectors: dict[str, Connector] = {channel: DryRunConnector() for channel in CHANNELS}
             async with make_worker(env.client, store, connectors, dry_run=True, task_queue=queue):
                 if start is not None:
                     ahead = start.timestamp() - (await env.get_current_time()).timestamp()
