@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from connectors.base import BaseConnector, ConnectorError, Message, Receipt
-from store.store import LifecycleError, SalesStore
+from store.sales import LifecycleError, SalesStore
 from store.tables import CrmNote, CrmTask
 
 

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from designer import api, pages, sales, tracking
+from designer import api, pages, sales, sales_api, tracking
 from designer.deps import store as store_of
 from designer.deps import temporal
 from designer.templating import TEMPLATES
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
 
     app = FastAPI(title="Nurture", version="0.1.0", lifespan=lifespan)
     app.state.settings, app.state.store, app.state.client, app.state.connectors = settings, store, client, None
-    for router in (api.router, tracking.router, sales.router, pages.router):
+    for router in (api.router, sales_api.router, tracking.router, sales.router, pages.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static")
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]

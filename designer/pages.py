@@ -23,7 +23,7 @@ from engine.layout import layout
 from engine.lead import LeadIn
 from engine.validator import DocumentError, check, parse_text
 from store.designs import Designs
-from store.store import SalesStore
+from store.sales import SalesStore
 from workflows.client import migrate_runs
 from workflows.simulate import format_offset, parse_script, simulate
 

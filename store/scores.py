@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from engine.lead import LeadState
 from engine.lifecycle import stage_rank
 from engine.scoring import ScoreCard, ScoringModel, reached, score
-from store.store import LifecycleError, SalesStore, Store
+from store.sales import LifecycleError, SalesStore
+from store.store import Store
 from store.tables import Lead
 
 

@@ -20,7 +20,8 @@ from connectors.testkit import ConnectorContract
 from connectors.webhook import WebhookConnector, check_signature, signature
 from engine.lead import LeadState
 from nurture.cli import main
-from store.store import SalesStore, Store
+from store.sales import SalesStore
+from store.store import Store
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.receiver import Receiver

@@ -22,7 +22,7 @@ from connectors.crm import BuiltinCrmConnector
 from connectors.smtp import SmtpConnector
 from designer.app import create_app
 from nurture.settings import Settings
-from store.store import SalesStore
+from store.sales import SalesStore
 from tests.conftest import PUBLIC_URL, SECRET, Harness, harness_with
 from tests.fakes.smtp import Mailbox, smtp_server
 from tests.test_connectors import dsn

@@ -15,7 +15,8 @@ from engine.content import ContentError, lead_context, render
 from engine.steps import CrmPlan, EmailPlan, SocialPlan, WebhookPlan
 from engine.tracking import compose_email
 from store.outbox import Outbox, SendRules
-from store.store import LifecycleError, SalesStore, Store
+from store.sales import LifecycleError, SalesStore
+from store.store import Store
 from store.tables import Handover, JourneyRow, Lead, OutboxRow, ScoreChangeRow
 from workflows.enrolment import enrol
 from workflows.messages import (
