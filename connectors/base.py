@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,16 @@ class RateLimited(ConnectorError):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"rate limit reached; next slot in {retry_after:.1f}s")
         self.retry_after = retry_after
+
+
+class MaybeDelivered(ConnectorError):
+    """The provider may have accepted the message before the failure (say, a timeout after the content was sent).
+
+    Raise it instead of ConnectorError then: Nurture will not resend blindly (see `on_uncertain`)."""
+
+
+class Undeliverable(ConnectorError):
+    """No retry can succeed (an invalid address, say): the delivery is recorded as failed and the lead moves on."""
 
 
 class InboundRejected(ConnectorError):
@@ -68,6 +78,9 @@ class ConnectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rate_per_minute: float | None = Field(default=None, gt=0, description="most sends per minute")
+    on_uncertain: Literal["skip", "resend"] = Field(
+        default="skip", description="after an attempt that may have reached the provider: record it as "
+        "'uncertain' and never send it again automatically (skip), or send it again (resend)")
 
 
 @runtime_checkable
@@ -76,6 +89,7 @@ class Connector(Protocol):
     channel: ClassVar[str]
     Config: ClassVar[type[ConnectorConfig]]
     config: ConnectorConfig
+    idempotent: ClassVar[bool]
 
     def verify(self) -> None:
         """Raise ConnectorError when the configuration cannot work (wrong host, bad token...)."""
@@ -87,12 +101,21 @@ class Connector(Protocol):
         """Check an inbound request's authenticity and turn it into lead events; raise InboundRejected."""
 
 
+def resend_is_safe(connector: Any) -> bool:
+    """Whether a send that may have reached the provider is sent again: the provider drops repeated keys, or the
+    operator chose `on_uncertain: resend`. (Read leniently: connectors written before these existed skip.)"""
+    config = getattr(connector, "config", None)
+    return bool(getattr(connector, "idempotent", False)) or getattr(config, "on_uncertain", "skip") == "resend"
+
+
 class BaseConnector:
     """Defaults for the optional parts of the protocol."""
 
     name: ClassVar[str] = ""
     channel: ClassVar[str] = ""
     Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    # True when the provider drops a repeated idempotency key (`message.key`): then a resend is always safe.
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, config: ConnectorConfig | None = None, context: ConnectorContext | None = None) -> None:
         self.config = config if config is not None else self.Config()

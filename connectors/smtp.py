@@ -6,8 +6,10 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import email.utils
 import hashlib
 import hmac
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -21,8 +23,10 @@ from connectors.base import (
     ConnectorError,
     InboundEvent,
     InboundRejected,
+    MaybeDelivered,
     Message,
     Receipt,
+    Undeliverable,
 )
 
 
@@ -38,6 +42,24 @@ class SmtpConfig(ConnectorConfig):
     message_id_domain: str = "nurture.local"
     inbound_secret: SecretStr | None = Field(default=None, description="shared with the MTA that posts bounces")
     timeout: float = 15
+
+
+# RFC 5322 lines may be 998 characters: List-Unsubscribe's URL stays on one line, verbatim, as RFC 2369 asks
+# (folding it made Python encode it as RFC 2047, which receivers do not read as a <URL>).
+WIRE = email.policy.SMTP.clone(max_line_length=998)
+_ADDRESS = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
+
+
+def recipient(message: Message) -> str:
+    """The one address a message goes to; a list or a malformed address is refused, never sent to all of it."""
+    found = email.utils.getaddresses([message.to])
+    if len(found) != 1 or not _ADDRESS.match(found[0][1]) or "," in message.to or ";" in message.to:
+        raise Undeliverable(f"lead {message.lead_id} has no single valid email address ({message.to!r})")
+    return found[0][1]
+
+
+def _said(code: int, reply: bytes) -> str:
+    return f"{code} {reply.decode(errors='replace')}"
 
 
 def message_id(key: str, domain: str) -> str:
@@ -75,10 +97,11 @@ class SmtpConnector(BaseConnector):
 
     def build(self, message: Message) -> EmailMessage:
         c = self.config
-        mail = EmailMessage()
+        mail = EmailMessage(policy=WIRE)
         mail["From"] = c.from_address
-        mail["To"] = message.to
+        mail["To"] = recipient(message)
         mail["Subject"] = message.subject
+        mail["Date"] = email.utils.formatdate(usegmt=True)
         mail["Message-ID"] = message_id(message.key, c.message_id_domain)
         mail["X-Nurture-Lead"] = message.lead_id
         if c.reply_to:
@@ -90,18 +113,34 @@ class SmtpConnector(BaseConnector):
         return mail
 
     def send(self, message: Message) -> Receipt:
-        if not message.to:
-            raise ConnectorError(f"lead {message.lead_id} has no email address")
+        """Up to RCPT a failure means nothing was delivered; from DATA on, the server may have taken the message
+        before the failure (a reply that never came), so it is reported as MaybeDelivered, never resent blindly."""
         mail = self.build(message)
+        to, sender = str(mail["To"]), email.utils.parseaddr(self.config.from_address)[1]
         with self._connect() as server:
             try:
-                refused = server.send_message(mail)
-            except smtplib.SMTPRecipientsRefused as exc:
-                return Receipt("bounced", mail["Message-ID"], f"recipient refused: {exc.recipients}")
-            except smtplib.SMTPException as exc:
-                raise ConnectorError(f"SMTP send failed: {type(exc).__name__}") from None
-        if refused:
-            return Receipt("bounced", mail["Message-ID"], f"recipient refused: {refused}")
+                server.ehlo_or_helo_if_needed()
+                code, reply = server.mail(sender)
+                if code != 250:
+                    raise ConnectorError(f"SMTP refused the sender: {_said(code, reply)}")
+                code, reply = server.rcpt(to)
+            except (OSError, smtplib.SMTPException) as exc:
+                raise ConnectorError(f"SMTP send failed before the message: {type(exc).__name__}") from None
+            if code >= 500:
+                return Receipt("bounced", mail["Message-ID"], f"recipient refused: {_said(code, reply)}")
+            if code not in (250, 251):
+                raise ConnectorError(f"SMTP deferred the recipient: {_said(code, reply)}")
+            try:
+                code, reply = server.data(mail.as_bytes())
+            except smtplib.SMTPDataError as exc:  # DATA itself was refused: no content was sent
+                raise ConnectorError(f"SMTP refused DATA: {exc.smtp_code}") from None
+            except (OSError, smtplib.SMTPException) as exc:
+                raise MaybeDelivered(f"SMTP {type(exc).__name__} after the message was sent; it may have "
+                                     f"been delivered") from None
+        if code >= 500:
+            raise Undeliverable(f"SMTP rejected the message: {_said(code, reply)}")
+        if code != 250:
+            raise ConnectorError(f"SMTP deferred the message: {_said(code, reply)}")
         return Receipt("sent", mail["Message-ID"])
 
     def verify_inbound(self, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:

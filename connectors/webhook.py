@@ -50,6 +50,7 @@ class WebhookConnector(BaseConnector):
     name = "webhook"
     channel = "webhook"
     Config = WebhookConfig
+    idempotent = True  # every call carries Idempotency-Key: message.key
     config: WebhookConfig
 
     def _secret(self) -> bytes:

@@ -69,9 +69,15 @@ def _v4_deliveries(engine: Engine) -> None:
     _create(engine, tables.DeliveryRow, tables.Lease)
 
 
+def _v5_outbox_audience_and_failures(engine: Engine) -> None:
+    _add_column(engine, "outbox", "audience", "VARCHAR NOT NULL DEFAULT 'lead'")
+    _add_column(engine, "outbox", "failures", "INTEGER NOT NULL DEFAULT 0")
+
+
 # Append only: each entry runs once per database, in order, and is never edited after release. Version 1
 # creates tables from the models of its day, so later steps add what is missing rather than assume.
-MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts, _v4_deliveries]
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts, _v4_deliveries,
+                                               _v5_outbox_audience_and_failures]
 
 
 def migrate(engine: Engine) -> int:

@@ -1,7 +1,9 @@
 """The outbox: one row per effect key, claimed before the effect and settled after it, so a retry never repeats it.
 
-Consent and the frequency cap are checked inside the claiming transaction, with the lead's row locked, so two runs
-of one lead cannot both see the cap as not yet reached."""
+Consent and the frequency cap are checked inside the claiming transaction, with the lead's row locked, on every
+attempt: a lead who unsubscribes while an email waits for its retry does not get it. A row still 'sending' when
+the next attempt comes means the last attempt may have reached the provider: it is sent again only where the
+channel's policy says a resend is safe, and is otherwise recorded as 'uncertain' for a person to decide."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from store.tables import Lead, OutboxRow
 
 # Channels that reach the lead themselves: consent and frequency caps apply to these.
 CONSENTED_CHANNELS = frozenset({"email", "social"})
-DONE = frozenset({"sent", "dry_run", "skipped", "bounced"})
+DONE = frozenset({"sent", "dry_run", "skipped", "bounced", "failed", "uncertain"})
+UNCERTAIN = ("an earlier attempt may have reached the provider (it did not answer in time); not sent again "
+             "automatically: resend it from Needs attention if it did not arrive")
 
 
 @dataclass(frozen=True)
@@ -30,19 +34,26 @@ class Outbox:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def claim(self, row: OutboxRow, rules: SendRules | None) -> OutboxRow:
-        """The row already kept for `row.key`, if any; otherwise `row`, stored as 'skipped' when it carries a reason
-        or the rules refuse it (the reason says why), else as 'sending'. `rules` None: our own people, no rules."""
+    def claim(self, row: OutboxRow, rules: SendRules | None, resend_uncertain: bool = False) -> OutboxRow:
+        """The row for `row.key`, now 'sending' when this attempt may go ahead; otherwise it says why not.
+
+        A first attempt stores `row`. `rules` None: a message to our own people, no consent or caps."""
         with self.store.session() as s:
-            existing = s.get(OutboxRow, row.key)
-            if existing is not None:
-                return existing
+            kept = s.get(OutboxRow, row.key)
+            if kept is not None and kept.status in DONE:
+                return kept
+            if kept is not None and kept.status == "sending" and not resend_uncertain:
+                kept.status, kept.reason = "uncertain", UNCERTAIN
+                s.add(kept)
+                return kept
+            target = kept or row
             # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises).
-            lead = s.get(Lead, row.lead_id, with_for_update=True)
-            row.reason = row.reason or (refusal(s, row, lead, rules) if rules is not None else "")
-            row.status = "skipped" if row.reason else "sending"
-            s.add(row)
-        return row
+            lead = s.get(Lead, target.lead_id, with_for_update=True)
+            target.audience = "lead" if rules is not None else "team"
+            target.reason = row.reason or (refusal(s, target, lead, rules) if rules is not None else "")
+            target.status = "skipped" if target.reason else "sending"
+            s.add(target)
+        return target
 
     def settle(self, key: str, status: str, external_id: str, detail: str) -> None:
         """Records what the provider said; a hard bounce also marks the lead's address as bounced."""
@@ -57,6 +68,27 @@ class Outbox:
                 lead.bounced = True
                 s.add(lead)
 
+    def release(self, key: str) -> None:
+        """Nothing went out (a rate limit held it back): the next attempt may send."""
+        with self.store.session() as s:
+            row = s.get(OutboxRow, key)
+            if row is not None and row.status == "sending":
+                row.status = "retrying"
+                s.add(row)
+
+    def refused(self, key: str, reason: str, give_up_after: int) -> OutboxRow | None:
+        """The provider refused before anything could be delivered: the next attempt may send again ('retrying'),
+        until `give_up_after` refusals make it 'failed'."""
+        with self.store.session() as s:
+            row = s.get(OutboxRow, key)
+            if row is None:
+                return None
+            row.failures += 1
+            row.status = "failed" if row.failures >= give_up_after else "retrying"
+            row.reason = f"{reason} (attempt {row.failures} of {give_up_after})"
+            s.add(row)
+            return row
+
 
 def refusal(s: Session, row: OutboxRow, lead: Lead | None, rules: SendRules) -> str:
     """Why this message may not go to the lead now; empty when it may."""
@@ -70,7 +102,9 @@ def refusal(s: Session, row: OutboxRow, lead: Lead | None, rules: SendRules) -> 
     if cap and row.channel in cap.channels:
         sent = s.exec(select(func.count()).select_from(OutboxRow).where(
             col(OutboxRow.lead_id) == row.lead_id, col(OutboxRow.channel).in_(cap.channels),
-            col(OutboxRow.status).in_(("sent", "dry_run", "sending")), col(OutboxRow.at) > row.at - cap.per_seconds,
+            col(OutboxRow.audience) == "lead", col(OutboxRow.key) != row.key,
+            col(OutboxRow.status).in_(("sent", "dry_run", "sending", "uncertain")),
+            col(OutboxRow.at) > row.at - cap.per_seconds,
         )).one()
         if sent >= cap.max:
             return f"frequency cap: {sent} of {cap.max} per {format_duration(cap.per_seconds)} used"

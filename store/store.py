@@ -25,6 +25,7 @@ from store.tables import (
     Lead,
     OutboxRow,
     ScoreChangeRow,
+    StageChange,
 )
 
 
@@ -116,13 +117,16 @@ class Store:
             s.add(EventRow(id=event.id, lead_id=lead_id, type=event.type, at=event.at, data=event.data))
             s.add_all(deliveries)
             lead = s.get(Lead, lead_id)
-            if lead is not None and event.type == "lead.unsubscribed":
-                lead.unsubscribed = True
+            if lead is not None and event.type in ("lead.unsubscribed", "lead.resubscribed"):
+                lead.unsubscribed = event.type == "lead.unsubscribed"
             if lead is not None and event.type == "email.bounced" and event.data.get("hard"):
                 lead.bounced = True
             if lead is not None and event.type == "lead.updated":
                 state = lead_state(lead)
                 state.apply_update(event.data)
+                if state.stage != lead.stage:  # the CRM's word, forward or back: kept in the history all the same
+                    s.add(StageChange(lead_id=lead_id, from_stage=lead.stage, to_stage=state.stage, at=event.at,
+                                      reason=str(event.data.get("why") or "set by lead.updated")))
                 lead.attributes, lead.stage = dict(state.attributes), state.stage
                 lead.fit, lead.engagement, lead.timezone = state.fit, state.engagement, state.timezone
                 s.add(lead)

@@ -71,11 +71,13 @@ class OutboxRow(SQLModel, table=True):
     step: str
     channel: str
     connector: str
-    status: str  # sending | sent | dry_run | skipped
+    status: str  # sending | retrying | sent | dry_run | skipped | bounced | failed | uncertain
     reason: str = ""
     at: float
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     external_id: str = ""
+    audience: str = "lead"  # lead: consent and frequency caps apply | team: a rep or manager, they do not
+    failures: int = 0  # attempts the provider refused before anything could have been delivered
 
 
 class JourneyRow(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,8 +11,17 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from connectors.base import Connector, ConnectorError, Message, RateLimited
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    MaybeDelivered,
+    Message,
+    RateLimited,
+    Undeliverable,
+    resend_is_safe,
+)
 from engine.content import ContentError, lead_context, render
+from engine.lead import LeadEvent
 from engine.steps import CrmPlan, EmailPlan, SocialPlan, WebhookPlan
 from engine.tracking import compose_email
 from store.outbox import Outbox, SendRules
@@ -19,6 +29,7 @@ from store.sales import LifecycleError, SalesStore
 from store.store import Store
 from store.tables import Handover, JourneyRow, Lead, OutboxRow, ScoreChangeRow
 from workflows.enrolment import enrol
+from workflows.ingest import stage_changed
 from workflows.messages import (
     TASK_QUEUE,
     Delivery,
@@ -31,6 +42,11 @@ from workflows.messages import (
     MoveRequest,
     ScoreChange,
 )
+
+# A provider that refused this many attempts (each before anything could be delivered) gets no more: the delivery
+# is recorded as failed, with the provider's last answer, and the lead moves on. With Temporal's back-off capped
+# at five minutes, that is about half an hour of trying.
+GIVE_UP_AFTER = 12
 
 
 class Activities:
@@ -51,23 +67,34 @@ class Activities:
 
     def _once(self, key: str, lead_id: str, care_model: str, step: str, channel: str, at: float,
               message: Callable[[], Message], rules: SendRules | None) -> DeliveryResult:
-        """Claims the key in the outbox (where consent and caps are checked), then sends, then settles it."""
+        """Claims the key in the outbox (consent and caps checked on every attempt), sends, settles it."""
         try:
             built, problem = message(), ""
         except ContentError as exc:  # retrying cannot fix content: record why and let the lead move on
             built, problem = Message(key, channel, lead_id, ""), f"content error: {exc}"
+        connector = self.connectors.get(channel)
+        resend = connector is not None and resend_is_safe(connector)
         row = self.outbox.claim(OutboxRow(
             key=key, lead_id=lead_id, care_model=care_model, step=step, channel=channel, status="sending",
-            connector=getattr(self.connectors.get(channel), "name", ""), reason=problem, at=at,
-            payload={"to": built.to, "subject": built.subject, "action": built.action}), rules)
+            connector=getattr(connector, "name", ""), reason=problem, at=at,
+            payload={"to": built.to, "subject": built.subject, "action": built.action}), rules, resend)
         if row.status != "sending":
             return DeliveryResult(row.status, row.reason, row.external_id)
         try:
             receipt = self._connector(channel).send(built)
-        except RateLimited as exc:
+        except RateLimited as exc:  # nothing was sent: the next attempt may send
+            self.outbox.release(key)
             raise ApplicationError(str(exc), type="RateLimited",
                                    next_retry_delay=timedelta(seconds=exc.retry_after)) from None
+        except MaybeDelivered as exc:  # the row stays 'sending': the next attempt applies the channel's policy
+            raise ApplicationError(str(exc), type="MaybeDelivered") from None
+        except Undeliverable as exc:
+            self.outbox.settle(key, "failed", "", str(exc))
+            return DeliveryResult("failed", str(exc))
         except ConnectorError as exc:
+            refused = self.outbox.refused(key, str(exc), GIVE_UP_AFTER)
+            if refused is not None and refused.status == "failed":
+                return DeliveryResult("failed", refused.reason)
             raise ApplicationError(str(exc), type="ConnectorError") from None
         self.outbox.settle(key, receipt.status, receipt.external_id, receipt.detail)
         return DeliveryResult(receipt.status, receipt.detail, receipt.external_id)
@@ -164,17 +191,23 @@ class Activities:
                    lambda: message, None)
 
     @activity.defn(name="close_handover")
-    def close_handover(self, h: HandoverClosed) -> None:
+    async def close_handover(self, h: HandoverClosed) -> str:
+        """Records the outcome and moves the lead's stage for a decision (itself an event, so care models
+        listening for it start); returns the lead's stage now, so the run's copy of the lead follows."""
+        row, move = await asyncio.to_thread(self._close, h)  # database and escalation emails block
+        if row is None:
+            return ""
+        if move is not None:
+            old, new, why = move
+            cause = LeadEvent(f"{h.key}/{h.outcome}", f"handover.{h.outcome}", h.at)
+            await stage_changed(self.client, self.store, row.lead_id, cause, old, new, why, self.task_queue)
+        lead = self.store.get_lead(row.lead_id)
+        return lead.stage if lead else ""
+
+    def _close(self, h: HandoverClosed) -> tuple[Handover | None, tuple[str, str, str] | None]:
         row = self.sales.close_handover(h.key, h.outcome, h.reason, h.at)
         if row is None:
-            return
-        try:
-            if h.outcome == "accepted":
-                self.sales.set_stage(row.lead_id, "sal", f"handover accepted: {h.reason}", h.at)
-            elif h.outcome == "rejected":
-                self.sales.set_stage(row.lead_id, "prospect", f"recycled by sales: {h.reason}", h.at, recycle=True)
-        except LifecycleError:
-            pass  # a lead already further along (say, a customer) keeps its stage
+            return None, None
         if h.outcome == "expired":
             for manager in self.sales.managers(row.team):
                 self._internal(row, h.at, Message(
@@ -182,6 +215,17 @@ class Activities:
                     f"Handover SLA missed: {row.lead_id}",
                     f"<p>No one accepted or rejected lead {row.lead_id} (rep {row.rep_id or 'unassigned'}) "
                     f"in time.</p>", "send", text=f"No decision on lead {row.lead_id} in time.\n"))
+        moves = {"accepted": ("sal", f"handover accepted: {h.reason}"),
+                 "rejected": ("prospect", f"recycled by sales: {h.reason}")}
+        if h.outcome not in moves:
+            return row, None
+        new, why = moves[h.outcome]
+        lead = self.store.get_lead(row.lead_id)
+        try:
+            moved = self.sales.set_stage(row.lead_id, new, why, h.at, recycle=h.outcome == "rejected")
+        except LifecycleError:
+            return row, None  # a lead already further along (say, a customer) keeps its stage
+        return row, ((lead.stage if lead else ""), new, why) if moved else None
 
     def all(self) -> list[Any]:
         return [self.deliver, self.adjust_score, self.record_journey, self.open_handover, self.close_handover,

@@ -253,8 +253,11 @@ class CareModelRun:
             raise
         outcome, reason = self.decision or ("expired", "SLA passed without a decision")
         self.decision, self.handover = None, None
-        await self._effect(
-            "close_handover", HandoverClosed(key, outcome, reason, self._now()))
+        # The lead's stage after sales decided (SAL, back to prospect): goals, exits and branches see it at once.
+        # (Histories from before this returned None; they replay unchanged.)
+        stage = await self._effect("close_handover", HandoverClosed(key, outcome, reason, self._now()))
+        if isinstance(stage, str) and stage:
+            self.lead.stage = stage
         self._note(step_id, "handover", outcome, reason)
         return step.edges[f"on_{outcome}"]
 

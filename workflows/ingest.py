@@ -75,9 +75,12 @@ async def ingest(client: Client | None, store: Store, lead_id: str, event: LeadE
     """Records the event (once per id), rescores, and delivers what is pending for the lead.
 
     `client` None means Temporal is out of reach: the event is still accepted, its deliveries wait."""
-    if store.get_lead(lead_id) is None:
-        store.upsert_lead(LeadState(id=lead_id, email=str(event.data.get("email", ""))))
+    before = store.get_lead(lead_id) or store.upsert_lead(LeadState(id=lead_id, email=str(event.data.get("email", ""))))
     result = Ingested(new=store.record_event(event, lead_id, targets(store, lead_id, event)))
+    after = store.get_lead(lead_id)
+    if result.new and after is not None and after.stage != before.stage:
+        result.merge(await stage_changed(client, store, lead_id, event, before.stage, after.stage,
+                                         str(event.data.get("why") or event.type), task_queue, attempt_seconds))
     if result.new:
         await _rescore(client, store, lead_id, event, task_queue, attempt_seconds, result)
     result.merge(await deliver_pending(client, store, lead_id, task_queue, attempt_seconds))
@@ -93,11 +96,20 @@ async def _rescore(client: Client | None, store: Store, lead_id: str, event: Lea
     queue_for_runs(store, lead_id, LeadEvent(f"{event.id}/scores", "lead.updated", event.at,
                                              {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage}))
     for old, new, why, models in rescored.moves:
-        moved = LeadEvent(f"{event.id}/stage/{new}", "lead.stage_changed", event.at,
-                          {"from": old, "to": new, "why": why})
-        result.staged.append(new)
-        result.merge(await ingest(client, store, lead_id, moved, task_queue, attempt_seconds))
-        Deliveries(store).add([enrol_row(f"{moved.id}>enrol/{m}", lead_id, m, None, event.at) for m in models])
+        result.merge(await stage_changed(client, store, lead_id, event, old, new, why, task_queue, attempt_seconds))
+        key = f"{event.id}/stage/{new}"
+        Deliveries(store).add([enrol_row(f"{key}>enrol/{m}", lead_id, m, None, event.at) for m in models])
+
+
+async def stage_changed(client: Client | None, store: Store, lead_id: str, cause: LeadEvent, old: str, new: str,
+                        why: str, task_queue: str = TASK_QUEUE, attempt_seconds: float = ATTEMPT_SECONDS) -> Ingested:
+    """A stage change, whoever made it (a threshold, sales, the CRM), is itself an event: on the timeline, told to
+    the lead's runs, and able to start the care models that listen for it (`entry: {event: lead.stage_changed,
+    where: {to: sal}}`). Its id derives from its cause, so a retried cause records it once."""
+    moved = LeadEvent(f"{cause.id}/stage/{new}", "lead.stage_changed", cause.at, {"from": old, "to": new, "why": why})
+    result = await ingest(client, store, lead_id, moved, task_queue, attempt_seconds)
+    result.staged.append(new)
+    return result
 
 
 def queue_for_runs(store: Store, lead_id: str, event: LeadEvent) -> None:
