@@ -88,11 +88,40 @@ def get_model(request: Request, care_model: str) -> dict[str, Any]:
     return row.model_dump(mode="json")
 
 
+class ResubscribeIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=500, description="why the lead may be emailed again (kept)")
+
+
 @router.put("/leads/{lead_id}")
-def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, Any]:
+async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, Any]:
+    """Creates the lead, or changes only the fields the body gives (attributes are merged key by key), so a CRM
+    re-sync never undoes an unsubscribe, a stage or scores it did not mention. Changes reach the lead's runs."""
     if lead.id != lead_id:
         raise HTTPException(422, f"body id '{lead.id}' does not match the URL's '{lead_id}'")
-    return store_of(request).upsert_lead(lead.to_state(), lead.unsubscribed).model_dump(mode="json")
+    store = store_of(request)
+    known = store.get_lead(lead_id)
+    if known is None:
+        return store.upsert_lead(lead.to_state(), lead.unsubscribed).model_dump(mode="json")
+    given = lead.model_dump(include=lead.model_fields_set - {"id", "unsubscribed"})
+    if "unsubscribed" in lead.model_fields_set and lead.unsubscribed != known.unsubscribed:
+        if not lead.unsubscribed:
+            raise HTTPException(409, f"lead '{lead_id}' has unsubscribed; re-subscribing is an explicit act: "
+                                     f"POST /api/leads/{lead_id}/resubscribe with a reason")
+        await send_event(request, lead_id, "lead.unsubscribed", {"source": "api"})
+    if given:
+        await send_event(request, lead_id, "lead.updated", given | {"why": "set by PUT /api/leads"})
+    return (store.get_lead(lead_id) or known).model_dump(mode="json")
+
+
+@router.post("/leads/{lead_id}/resubscribe")
+async def resubscribe(request: Request, lead_id: str, body: ResubscribeIn) -> dict[str, Any]:
+    """The one way back after an unsubscribe: recorded on the lead's timeline with its reason."""
+    store = store_of(request)
+    known = store.get_lead(lead_id)
+    if known is None:
+        raise HTTPException(404, f"lead '{lead_id}' does not exist")
+    await send_event(request, lead_id, "lead.resubscribed", {"reason": body.reason})
+    return (store.get_lead(lead_id) or known).model_dump(mode="json")
 
 
 @router.post("/care-models/{care_model}/enrolments",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -46,6 +47,7 @@ def unsubscribe_page(request: Request, token: str) -> Response:
 @router.post("/u/{token}", response_class=HTMLResponse)
 async def unsubscribe(request: Request, token: str) -> Response:
     data = _read(request, token)
+    # A fresh id each time: after a recorded re-subscribe, this link must unsubscribe again.
     await send_event(request, data["l"], "lead.unsubscribed", {"message": data["k"]},
-                     event_id=f"unsubscribe:{data['l']}")
+                     event_id=f"unsubscribe:{data['k']}:{uuid.uuid4().hex[:12]}")
     return TEMPLATES.TemplateResponse(request, "unsubscribe.html", {"token": token, "done": True})

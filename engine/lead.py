@@ -58,7 +58,8 @@ class LeadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=200)
-    email: str = ""
+    email: str = Field(default="", pattern=r"^$|^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$",
+                       description="one address (no lists); empty when unknown")
     timezone: str = Field(default="", description="IANA zone; empty uses each care model's default")
     stage: Stage = "suspect"
     fit: float = 0.0

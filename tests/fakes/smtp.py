@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -16,7 +17,9 @@ from aiosmtpd.controller import Controller
 class Mailbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[tuple[list[str], bytes]] = []  # (envelope recipients, the bytes as they came in)
         self.refuse: set[str] = set()
+        self.reply_after = 0.0  # seconds the server takes to answer DATA: a slow server
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.refuse:
@@ -25,7 +28,9 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.raw.append((list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content)))
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        await asyncio.sleep(self.reply_after)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
