@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from html import escape
-from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -17,32 +16,31 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from designer import api, pages, sales, sales_api, tracking
+from designer import api, assets, pages, sales, sales_api, tracking
 from designer.deps import store as store_of
 from designer.deps import temporal
 from designer.templating import TEMPLATES
 from nurture.settings import Settings
 from store.store import Store
 
-# htmx is installed from the npm registry by scripts/setup, pinned in package-lock.json, and served from here.
-STATIC = Path(__file__).resolve().parent.parent / "node_modules" / "htmx.org" / "dist"
-
 
 def create_app(settings: Settings | None = None, store: Store | None = None,
                client: Client | None = None) -> FastAPI:
     settings = settings or Settings()
+    assets.check()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.store is None:
-            app.state.store = Store.open(settings.db_url)
+            app.state.store = Store.open(settings.db_url, settings.auto_migrate)
         yield
 
     app = FastAPI(title="Nurture", version="0.1.0", lifespan=lifespan)
     app.state.settings, app.state.store, app.state.client, app.state.connectors = settings, store, client, None
     for router in (api.router, sales_api.router, tracking.router, sales.router, pages.router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static")
+    # htmx comes from the npm registry (pinned in package-lock.json), into the wheel or node_modules/.
+    app.mount("/static", StaticFiles(directory=str(assets.STATIC_DIR)), name="static")
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, database_down)  # type: ignore[arg-type]
     app.add_api_route("/", home, include_in_schema=False)

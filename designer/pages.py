@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
@@ -13,6 +12,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from designer.assets import EXAMPLES_DIR
 from designer.deps import settings, store, temporal_or_none
 from designer.forms import build_form, read_form, summary
 from designer.sales import journey_timeline
@@ -28,7 +28,6 @@ from workflows.client import migrate_runs
 from workflows.simulate import format_offset, parse_script, simulate
 
 router = APIRouter(include_in_schema=False)
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _render(request: Request, name: str, context: dict[str, Any], blocks: list[str] | None = None,
@@ -108,7 +107,7 @@ def _panel_and_canvas(request: Request, context: dict[str, Any], status: int = 2
 
 def _templates() -> list[dict[str, str]]:
     out = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
+    for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
         data = yaml.safe_load(path.read_text())
         out.append({"file": path.stem, "name": data.get("name", path.stem)})
     return out
@@ -134,8 +133,8 @@ def new(request: Request, name: Annotated[str, Form()]) -> RedirectResponse:
 
 @router.post("/designer/templates/{name}")
 def from_template(request: Request, name: str) -> RedirectResponse:
-    path = EXAMPLES / f"{name}.yaml"
-    if not path.exists() or path.parent != EXAMPLES:
+    path = EXAMPLES_DIR / f"{name}.yaml"
+    if not path.exists() or path.parent != EXAMPLES_DIR:
         raise HTTPException(404, f"no template '{name}'")
     doc = yaml.safe_load(path.read_text())
     _designs(request).save(doc["id"], doc)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from designer.assets import TEMPLATES_DIR
+
 # Jinja2Blocks renders a whole page, or just the named blocks of it for an htmx request.
-TEMPLATES = Jinja2Blocks(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+TEMPLATES = Jinja2Blocks(directory=str(TEMPLATES_DIR))
 
 
 def _timestamp(value: int) -> str:

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from designer.assets import AssetsMissing
 from engine.document import json_schema
 from engine.validator import DocumentError
 from nurture.files import InputError, load_document, read_document, read_events, read_lead
 from nurture.settings import Settings
+from store.db import SchemaBehind
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("publish", help="publish care-model documents as new versions")
     p.add_argument("paths", nargs="+", metavar="PATH")
     sub.add_parser("schema", help="print the care-model JSON Schema")
+    sub.add_parser("migrate", help="apply the app database's schema changes (once, before new code serves)")
     p = sub.add_parser("connectors", help="installed connectors and the channels configured for them")
     p.add_argument("action", choices=["list", "verify"], help="list: what is installed; verify: check the config")
     args = parser.parse_args(argv)
@@ -44,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, DocumentError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (AssetsMissing, SchemaBehind) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -79,7 +85,7 @@ def _worker(_: argparse.Namespace) -> int:
 
     async def go() -> None:
         settings = Settings()
-        store, client = Store.open(settings.db_url), await connect(settings)
+        store, client = Store.open(settings.db_url, settings.auto_migrate), await connect(settings)
         # Periodic jobs are idempotent, so every worker may run them; one per deployment is enough.
         jobs = scheduler(store, client)
         jobs.start()
@@ -165,6 +171,16 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(_: argparse.Namespace) -> int:
+    from store.db import make_engine, migrate, schema_version
+
+    engine = make_engine(Settings().db_url)
+    before = schema_version(engine)
+    after = migrate(engine)
+    print(f"database schema at version {after}" + (f" (was {before})" if before != after else ", nothing to do"))
+    return 0
+
+
 def _schema(_: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2))
     return 0
@@ -190,7 +206,7 @@ def _connectors(args: argparse.Namespace) -> int:
         print(f"\nConfiguration: {settings.connectors_file} ({state})")
         return 0
     try:
-        built = from_settings(settings, Store.open(settings.db_url))
+        built = from_settings(settings, Store.open(settings.db_url, settings.auto_migrate))
     except ConnectorError as exc:
         raise InputError(str(exc)) from None
     failed = 0
@@ -205,7 +221,7 @@ def _connectors(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"up": _up, "worker": _worker, "web": _web, "validate": _validate, "simulate": _simulate,
-             "publish": _publish, "schema": _schema,
+             "publish": _publish, "schema": _schema, "migrate": _migrate,
              "connectors": _connectors}
 
 if __name__ == "__main__":

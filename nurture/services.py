@@ -106,13 +106,14 @@ def web_server(settings: Settings, store: Store | None = None, client: Client | 
 async def run_web(settings: Settings) -> None:
     from designer.app import create_app
 
-    config = uvicorn.Config(create_app(settings), host=settings.web_host, port=settings.web_port)
+    store = Store.open(settings.db_url, settings.auto_migrate)  # refuses here, in words, before serving anything
+    config = uvicorn.Config(create_app(settings, store), host=settings.web_host, port=settings.web_port)
     await uvicorn.Server(config).serve()
 
 
 async def up(settings: Settings) -> None:
     """Runs every part until SIGINT/SIGTERM; raises PartFailed when a part keeps dying."""
-    store = Store.open(settings.db_url)
+    store = Store.open(settings.db_url, settings.auto_migrate)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

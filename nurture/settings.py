@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     connectors_file: Path = Path("connectors.yaml")
     public_url: str | None = None
     secret_key: SecretStr | None = None
+    # One box: every process brings the schema up to date. Many processes: run `nurture migrate` once instead.
+    auto_migrate: bool = True
 
     @cached_property
     def db_url(self) -> str:

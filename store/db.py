@@ -80,6 +80,25 @@ MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sale
                                                _v5_outbox_audience_and_failures]
 
 
+class SchemaBehind(RuntimeError):
+    """The database was made by older code: its schema changes have not been applied yet."""
+
+
+def schema_version(engine: Engine) -> int:
+    if "nurture_schema" not in inspect(engine).get_table_names():
+        return 0
+    with engine.begin() as conn:
+        return conn.execute(text("SELECT MAX(version) FROM nurture_schema")).scalar() or 0
+
+
+def require_current(engine: Engine) -> None:
+    """For processes that must not change the schema themselves (many web and worker processes)."""
+    found = schema_version(engine)
+    if found < len(MIGRATIONS):
+        raise SchemaBehind(f"the database schema is at version {found} and this Nurture needs {len(MIGRATIONS)}: "
+                           f"run `nurture migrate` once, then start the web and worker processes")
+
+
 def migrate(engine: Engine) -> int:
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE IF NOT EXISTS nurture_schema (version INTEGER NOT NULL)"))

@@ -14,7 +14,7 @@ from engine.compiler import compile_document
 from engine.document import CareModelDocument
 from engine.lead import MAX_EVENTS, LeadEvent, LeadState
 from engine.plan import plan_to_dict
-from store.db import make_engine, migrate
+from store.db import make_engine, migrate, require_current
 from store.tables import (
     CareModelVersion,
     DeliveryRow,
@@ -37,9 +37,13 @@ class Store:
         self._serial = threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, auto_migrate: bool = True) -> Store:
+        """The store at `url`; its schema brought up to date first, or (auto_migrate off) required to be."""
         engine = make_engine(url)
-        migrate(engine)
+        if auto_migrate:
+            migrate(engine)
+        else:
+            require_current(engine)
         return cls(engine)
 
     @contextmanager

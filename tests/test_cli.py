@@ -115,3 +115,16 @@ def test_user_mistakes_are_one_line_errors_not_tracebacks(tmp_path: Path) -> Non
 def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "Nurture care model"
+
+
+def test_with_auto_migrate_off_web_waits_for_nurture_migrate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("NURTURE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NURTURE_AUTO_MIGRATE", "false")
+    assert main(["web"]) == 1
+    refused = capsys.readouterr().err
+    assert "the database schema is at version 0" in refused and "run `nurture migrate` once" in refused
+    assert main(["migrate"]) == 0
+    assert "database schema at version" in capsys.readouterr().out
+    assert main(["migrate"]) == 0
+    assert "nothing to do" in capsys.readouterr().out

@@ -36,11 +36,12 @@ class Nurture:
                     "NURTURE_TEMPORAL_PORT": str(free_port()), "NURTURE_TEMPORAL_UI_PORT": str(free_port())}
         self.url = f"http://127.0.0.1:{self.env['NURTURE_WEB_PORT']}"
         self.log = data_dir.parent / "nurture-up.log"
+        self.command = [sys.executable, "-m", "nurture.cli", "up"]
+        self.cwd: Path | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "nurture.cli", "up"], env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert proc.poll() is None, self.log.read_text()
