@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from designer.deps import send_event, settings, temporal, temporal_or_none
+from designer.deps import known_events, send_event, settings, temporal, temporal_or_none
 from designer.deps import store as store_of
+from engine.advice import advice
 from engine.document import json_schema
 from engine.lead import LeadIn
 from engine.validator import check
@@ -57,9 +58,12 @@ def schema() -> dict[str, Any]:
 
 
 @router.post("/validate")
-def validate(document: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    _, problems = check(document)
-    return {"valid": not problems, "problems": [p.to_dict() for p in problems]}
+def validate(request: Request, document: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """`problems` block publishing; `warnings` point at what may not do what you mean (they never block)."""
+    doc, problems = check(document)
+    warnings = advice(doc, known_events(request)) if doc is not None else []
+    return {"valid": not problems, "problems": [p.to_dict() for p in problems],
+            "warnings": [w.to_dict() for w in warnings]}
 
 
 @router.post("/care-models", status_code=201)
@@ -71,7 +75,8 @@ def publish(request: Request, document: Annotated[dict[str, Any], Body()]) -> An
         row = store_of(request).publish(doc)
     except ValueError as exc:  # graph checks that need the other published models
         return JSONResponse({"problems": [p.to_dict() for p in getattr(exc, "problems", [])]}, status_code=422)
-    return {"care_model": row.care_model, "version": row.version, "hash": row.hash}
+    return {"care_model": row.care_model, "version": row.version, "hash": row.hash,
+            "warnings": [w.to_dict() for w in advice(doc, known_events(request))]}
 
 
 @router.get("/care-models")

@@ -35,6 +35,11 @@ def connectors(request: Request) -> dict[str, Connector]:
     return request.app.state.connectors
 
 
+def known_events(request: Request) -> set[str]:
+    """Event types that count as real when a care model names one: declared by the operator, or seen on a lead."""
+    return settings(request).declared_events | store(request).event_types()
+
+
 async def temporal(request: Request) -> Client:
     """The Temporal client, for routes that cannot answer without it (503 while it is out of reach)."""
     client = await temporal_or_none(request)

@@ -13,11 +13,13 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from pydantic import ValidationError
 
 from designer.assets import EXAMPLES_DIR
-from designer.deps import settings, store, temporal_or_none
+from designer.deps import known_events, settings, store, temporal_or_none
 from designer.forms import build_form, read_form, summary
 from designer.sales import journey_timeline
 from designer.templating import TEMPLATES
 from engine import editing
+from engine.advice import advice
+from engine.document import CareModelDocument
 from engine.durations import format_duration
 from engine.layout import layout
 from engine.lead import LeadIn
@@ -77,12 +79,22 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "model": model, "doc": doc, "layout": layout(doc), "steps_by_id": {str(s.get("id")): s for s in
                                                                              editing.steps(doc)},
         "problems": [str(p) for p in problems], "problems_by_step": by_step, "selected": selected, "form": form,
+        "warnings": [] if problems else _warnings(request, doc),
         "chooser": chooser, "saved": saved, "kinds": editing.KINDS, "movable": movable,
         "numbers": _designs(request).numbers(model), "latest": latest,
         "changed": latest is None or latest.document != doc, "summary": summary,
         "sim_steps": sim_steps, "sim_edges": sim_edges, "settings_errors": settings_errors or [],
         "settings_yaml": yaml.safe_dump(doc.get("settings") or {}, sort_keys=False, allow_unicode=True),
     }
+
+
+def _warnings(request: Request, doc: dict[str, Any]) -> list[str]:
+    """What may not do what the marketer means (a misspelt event, a sales outcome with no next step)."""
+    try:
+        parsed = CareModelDocument.model_validate(doc)
+    except ValidationError:
+        return []
+    return [str(w) for w in advice(parsed, known_events(request))]
 
 
 def _ids(doc: dict[str, Any]) -> list[str]:

@@ -12,13 +12,16 @@ _ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
+_FORMS = "use forms like '3d', '12h', '90m', '1w2d' or 'P3DT4H'"
+
+
 def parse_duration(text: str | int | float) -> int:
     """Seconds in a duration; raises ValueError with the accepted forms when it can't read one."""
     if isinstance(text, bool):
-        raise ValueError("expected a duration such as '3d', '12h', '90m' or 'P1W', got a boolean")
+        raise ValueError(f"cannot read duration {text!r}: {_FORMS}")
     if isinstance(text, int | float):
         if text <= 0:
-            raise ValueError(f"duration must be positive, got {text}")
+            raise ValueError(f"duration {text!r} must be longer than zero")
         return int(text)
     value = text.strip()
     seconds: int | None = None
@@ -30,7 +33,7 @@ def parse_duration(text: str | int | float) -> int:
             w, d, h, m, s = (int(g or 0) for g in iso.groups())
             seconds = (((w * 7 + d) * 24 + h) * 60 + m) * 60 + s
     if seconds is None:
-        raise ValueError(f"cannot read duration {text!r}: use forms like '3d', '12h', '90m', '1w2d' or 'P3DT4H'")
+        raise ValueError(f"cannot read duration {text!r}: {_FORMS}")
     if seconds <= 0:
         raise ValueError(f"duration {text!r} must be longer than zero")
     return seconds

@@ -378,7 +378,7 @@ class BranchStep(BaseStep):
 
 class SplitVariant(Strict):
     name: str = Field(min_length=1)
-    weight: float = Field(gt=0)
+    weight: float = Field(gt=0, description="relative to the other variants: weights 1 and 3 give 25% and 75%")
     next: StepId | None = None
 
 
@@ -413,7 +413,7 @@ class HandoverStep(BaseStep):
     kind: Literal["handover"]
     team: str = "sales"
     routing: Literal["round_robin", "territory", "account_owner"] = "round_robin"
-    sla: Duration = "2d"
+    sla: Duration | None = Field(default=None, description="how long sales has to accept or reject, e.g. '2d'")
     note: str = ""
     on_accepted: StepId | None = None
     on_rejected: StepId | None = None
@@ -424,12 +424,19 @@ class HandoverStep(BaseStep):
     EDGES: ClassVar[tuple[tuple[str, str], ...]] = (
         ("on_accepted", "accepted"), ("on_rejected", "rejected"), ("on_expired", "expired"))
 
+    @model_validator(mode="after")
+    def _sla_given(self) -> HandoverStep:
+        if self.sla is None:
+            raise ValueError("a handover needs an 'sla': how long sales has to accept or reject before it expires, "
+                             "e.g. '2d'")
+        return self
+
     @classmethod
     def summary(cls, data: dict[str, Any]) -> str:
         return str(data.get("team", "sales"))
 
     def compile(self) -> HandoverPlan:
-        return HandoverPlan(team=self.team, routing=self.routing, sla_seconds=parse_duration(self.sla),
+        return HandoverPlan(team=self.team, routing=self.routing, sla_seconds=parse_duration(self.sla or 0),
                             note=self.note, **self._common())
 
 

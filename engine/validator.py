@@ -81,8 +81,20 @@ def check(data: Any, node: yaml.Node | None = None) -> tuple[CareModelDocument |
     try:
         doc = CareModelDocument.model_validate(data)
     except ValidationError as exc:
-        return None, [_locate(err, data, node) for err in exc.errors()]
-    return doc, [_with_line(p, data, node) for p in graph_problems(doc)]
+        return None, by_line([_locate(err, data, node) for err in exc.errors()])
+    seen: dict[str, int] = {}
+    located = []
+    for problem in graph_problems(doc):
+        occurrence = 0
+        if problem.message.startswith("duplicate step id") and problem.step:  # point at the duplicate itself
+            occurrence = seen[problem.step] = seen.get(problem.step, 0) + 1
+        located.append(_with_line(problem, data, node, occurrence))
+    return doc, by_line(located)
+
+
+def by_line(problems: list[Problem]) -> list[Problem]:
+    """In the order a reader meets them in the file; problems without a line keep their order, last."""
+    return sorted(problems, key=lambda p: (p.line is None, p.line or 0))
 
 
 def graph_problems(doc: CareModelDocument, known_models: set[str] | None = None) -> list[Problem]:
@@ -206,14 +218,15 @@ def _split_step(path: list[str | int], data: Any) -> tuple[str | None, str | Non
     return None, ".".join(str(p) for p in path) or None
 
 
-def _with_line(problem: Problem, data: Any, node: yaml.Node | None) -> Problem:
+def _with_line(problem: Problem, data: Any, node: yaml.Node | None, occurrence: int = 0) -> Problem:
     if node is None or not problem.step:
         path: list[str | int] = list(problem.field.split(".")) if problem.field else []
         return Problem(problem.message, problem.step, problem.field, _line_of(node, path))
     steps = data.get("steps", [])
-    index = next((i for i, s in enumerate(steps) if isinstance(s, dict) and s.get("id") == problem.step), None)
-    if index is None:
+    indexes = [i for i, s in enumerate(steps) if isinstance(s, dict) and s.get("id") == problem.step]
+    if len(indexes) <= occurrence:
         return problem
+    index = indexes[occurrence]
     path = ["steps", index, *[int(p) if p.isdigit() else p for p in (problem.field or "").split(".") if p]]
     return Problem(problem.message, problem.step, problem.field, _line_of(node, path))
 

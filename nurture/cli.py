@@ -13,7 +13,7 @@ from pathlib import Path
 
 from designer.assets import AssetsMissing
 from engine.document import json_schema
-from engine.validator import DocumentError
+from engine.validator import DocumentError, Problem
 from nurture.files import InputError, load_document, read_document, read_events, read_lead
 from nurture.settings import Settings
 from store.db import SchemaBehind
@@ -119,18 +119,28 @@ def _web(_: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from engine.advice import advice
+
     failed = 0
     for path in args.paths:
         doc, problems = load_document(path)
+        for problem in problems:
+            print(_located(path, problem))
         if problems or doc is None:
             failed += 1
-            for problem in problems:
-                line = f":{problem.line}" if problem.line else ""
-                where = f"{problem.location()}: " if problem.location() else ""
-                print(f"{path}{line}: {where}{problem.message}")
-        else:
-            print(f"{path}: ok — '{doc.id}' with {len(doc.steps)} steps")
+            continue
+        warnings = advice(doc, Settings().declared_events)
+        for warning in warnings:
+            print(_located(path, warning, "warning: "))
+        print(f"{path}: ok — '{doc.id}' with {len(doc.steps)} steps" + (f", {len(warnings)} warning(s)"
+                                                                         if warnings else ""))
     return 1 if failed else 0
+
+
+def _located(path: str, problem: Problem, label: str = "") -> str:
+    line = f":{problem.line}" if problem.line else ""
+    where = f"{problem.location()}: " if problem.location() else ""
+    return f"{path}{line}: {label}{where}{problem.message}"
 
 
 def _simulate(args: argparse.Namespace) -> int:

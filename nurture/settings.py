@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     connectors_file: Path = Path("connectors.yaml")
     public_url: str | None = None
     secret_key: SecretStr | None = None
+    # Event types integrators send, beyond the built-in ones and those already seen: "trial.started,webinar.attended"
+    event_types: str = ""
     # One box: every process brings the schema up to date. Many processes: run `nurture migrate` once instead.
     auto_migrate: bool = True
 
@@ -48,6 +50,10 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    @property
+    def declared_events(self) -> set[str]:
+        return {name.strip() for name in self.event_types.split(",") if name.strip()}
 
     @property
     def embedded_temporal(self) -> bool:

@@ -143,6 +143,11 @@ class Store:
         lead.events = [LeadEvent(e.id, e.type, e.at, e.data) for e in self.timeline(lead_id)[-MAX_EVENTS:]]
         return lead
 
+    def event_types(self) -> set[str]:
+        """Every event type that has reached a lead's timeline."""
+        with self.session() as s:
+            return set(s.exec(select(EventRow.type).distinct()))
+
     def timeline(self, lead_id: str) -> list[EventRow]:
         with self.session() as s:
             return list(s.exec(select(EventRow).where(col(EventRow.lead_id) == lead_id).order_by(col(EventRow.at))))

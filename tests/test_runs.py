@@ -425,14 +425,15 @@ start: missing
 steps:
   - {id: missing, kind: email, subject: "Hi {{ lead.nickname }}! {{ lead.company }}", body: "<b>{{ lead.company }}</b>",
      next: broken}
-  - {id: broken, kind: email, subject: "Oops", body: "{{ 1 // 0 }}", next: after}
+  - {id: broken, kind: email, subject: "Oops", body: "{{ 100 // (lead.seats | default(1) | int) }}", next: after}
   - {id: after, kind: email, subject: "Still here", body: b}
 """
 
 
 async def test_content_is_escaped_missing_fields_are_empty_and_broken_content_is_skipped(nurture: Harness) -> None:
     version = nurture.publish(CONTENT)
-    lead = nurture.lead(attributes={"company": "<script>alert(1)</script> & Co\r\nBcc: x@evil.test"})
+    # Content that validates (it renders for the sample lead) and fails for this lead's own data: 0 seats.
+    lead = nurture.lead(attributes={"company": "<script>alert(1)</script> & Co\r\nBcc: x@evil.test", "seats": 0})
     _, handle = await nurture.enrol(version, lead)
     assert (await nurture.finish(handle)).outcome == "completed"
     sent = nurture.channel.to(lead.id)
