@@ -39,7 +39,7 @@ def compile_document(doc: CareModelDocument, version: int = 0, known_models: set
         ),
         frequency_cap=None if s.frequency_cap is None else CapPlan(
             max=s.frequency_cap.max, per_seconds=parse_duration(s.frequency_cap.per),
-            channels=list(s.frequency_cap.channels),
+            channels=list(s.frequency_cap.channels), on_cap=s.frequency_cap.on_cap,
         ),
         default_timezone=s.default_timezone,
     )

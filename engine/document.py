@@ -45,6 +45,9 @@ class FrequencyCap(Strict):
     max: int = Field(ge=1)
     per: Duration
     channels: list[str] = Field(default_factory=lambda: ["email"], min_length=1)
+    on_cap: Literal["skip", "defer"] = Field(
+        default="skip", description="a message over the cap: skip it for good, or defer it until the cap allows "
+        "(then the send window applies again)")
 
 
 class Settings(Strict):

@@ -34,6 +34,7 @@ class CapPlan:
     max: int
     per_seconds: int
     channels: list[str]
+    on_cap: str = "skip"  # skip | defer
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -92,6 +92,10 @@ class WaitEventPlan(PlanStep):
     event: str
     where: dict[str, Any]
     timeout_seconds: int
+    timeout_text: str = ""  # as the marketer wrote it, for the journey
+    # Plans compiled before look-back existed carry none of these: "none" keeps their runs as they were.
+    look_back: str = "none"  # none | enrolment | window
+    look_back_seconds: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +132,7 @@ class HandoverPlan(PlanStep):
     routing: str
     sla_seconds: int
     note: str = ""
+    sla_text: str = ""  # as the marketer wrote it, for the journey
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,6 +328,9 @@ class WaitEventStep(BaseStep):
     event: str = Field(min_length=1)
     where: dict[str, Any] = Field(default={}, description="event data fields that must be equal")
     timeout: Duration
+    look_back: Literal["enrolment", "none"] | Duration = Field(
+        default="enrolment", description="an event that already happened counts too: 'enrolment' (since the lead "
+        "entered this care model), a duration such as '7d', or 'none' (only events after the wait begins)")
     on_event: StepId | None = None
     on_timeout: StepId | None = None
 
@@ -340,8 +348,10 @@ class WaitEventStep(BaseStep):
         return f"{data.get('event')} ≤ {data.get('timeout')}"
 
     def compile(self) -> WaitEventPlan:
+        window = self.look_back not in ("enrolment", "none")
         return WaitEventPlan(event=self.event, where=dict(self.where), timeout_seconds=parse_duration(self.timeout),
-                             **self._common())
+                             timeout_text=str(self.timeout), look_back="window" if window else str(self.look_back),
+                             look_back_seconds=parse_duration(self.look_back) if window else 0, **self._common())
 
 
 class BranchCase(Strict):
@@ -437,7 +447,7 @@ class HandoverStep(BaseStep):
 
     def compile(self) -> HandoverPlan:
         return HandoverPlan(team=self.team, routing=self.routing, sla_seconds=parse_duration(self.sla or 0),
-                            note=self.note, **self._common())
+                            sla_text=str(self.sla), note=self.note, **self._common())
 
 
 class MoveStep(BaseStep):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from engine.durations import format_duration
 from engine.plan import CapPlan
@@ -34,26 +34,28 @@ class Outbox:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def claim(self, row: OutboxRow, rules: SendRules | None, resend_uncertain: bool = False) -> OutboxRow:
-        """The row for `row.key`, now 'sending' when this attempt may go ahead; otherwise it says why not.
+    def claim(self, row: OutboxRow, rules: SendRules | None, resend_uncertain: bool = False) -> tuple[OutboxRow, float]:
+        """The row for `row.key`, now 'sending' when this attempt may go ahead; otherwise it says why not. With it,
+        when the frequency cap next allows a message, if the cap is why (else 0).
 
         A first attempt stores `row`. `rules` None: a message to our own people, no consent or caps."""
         with self.store.session() as s:
             kept = s.get(OutboxRow, row.key)
             if kept is not None and kept.status in DONE:
-                return kept
+                return kept, 0
             if kept is not None and kept.status == "sending" and not resend_uncertain:
                 kept.status, kept.reason = "uncertain", UNCERTAIN
                 s.add(kept)
-                return kept
+                return kept, 0
             target = kept or row
             # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises).
             lead = s.get(Lead, target.lead_id, with_for_update=True)
             target.audience = "lead" if rules is not None else "team"
-            target.reason = row.reason or (refusal(s, target, lead, rules) if rules is not None else "")
+            reason, frees_at = refusal(s, target, lead, rules) if rules is not None else ("", 0.0)
+            target.reason = row.reason or reason
             target.status = "skipped" if target.reason else "sending"
             s.add(target)
-        return target
+        return target, frees_at
 
     def settle(self, key: str, status: str, external_id: str, detail: str) -> None:
         """Records what the provider said; a hard bounce also marks the lead's address as bounced."""
@@ -90,22 +92,23 @@ class Outbox:
             return row
 
 
-def refusal(s: Session, row: OutboxRow, lead: Lead | None, rules: SendRules) -> str:
-    """Why this message may not go to the lead now; empty when it may."""
+def refusal(s: Session, row: OutboxRow, lead: Lead | None, rules: SendRules) -> tuple[str, float]:
+    """Why this message may not go to the lead now (empty when it may), and for the cap, when it next would."""
     if row.channel not in CONSENTED_CHANNELS:
-        return ""
+        return "", 0
     if lead is not None and lead.unsubscribed:
-        return "lead has unsubscribed"
+        return "lead has unsubscribed", 0
     if lead is not None and lead.bounced and row.channel == "email":
-        return "email address bounced"
+        return "email address bounced", 0
     cap = rules.frequency_cap
     if cap and row.channel in cap.channels:
-        sent = s.exec(select(func.count()).select_from(OutboxRow).where(
+        counted = sorted(s.exec(select(OutboxRow.at).where(
             col(OutboxRow.lead_id) == row.lead_id, col(OutboxRow.channel).in_(cap.channels),
             col(OutboxRow.audience) == "lead", col(OutboxRow.key) != row.key,
             col(OutboxRow.status).in_(("sent", "dry_run", "sending", "uncertain")),
             col(OutboxRow.at) > row.at - cap.per_seconds,
-        )).one()
-        if sent >= cap.max:
-            return f"frequency cap: {sent} of {cap.max} per {format_duration(cap.per_seconds)} used"
-    return ""
+        )))
+        if len(counted) >= cap.max:
+            frees_at = counted[len(counted) - cap.max] + cap.per_seconds  # when enough of them leave the window
+            return f"frequency cap: {len(counted)} of {cap.max} per {format_duration(cap.per_seconds)} used", frees_at
+    return "", 0

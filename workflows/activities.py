@@ -74,12 +74,12 @@ class Activities:
             built, problem = Message(key, channel, lead_id, ""), f"content error: {exc}"
         connector = self.connectors.get(channel)
         resend = connector is not None and resend_is_safe(connector)
-        row = self.outbox.claim(OutboxRow(
+        row, frees_at = self.outbox.claim(OutboxRow(
             key=key, lead_id=lead_id, care_model=care_model, step=step, channel=channel, status="sending",
             connector=getattr(connector, "name", ""), reason=problem, at=at,
             payload={"to": built.to, "subject": built.subject, "action": built.action}), rules, resend)
         if row.status != "sending":
-            return DeliveryResult(row.status, row.reason, row.external_id)
+            return DeliveryResult(row.status, row.reason, row.external_id, frees_at)
         try:
             receipt = self._connector(channel).send(built)
         except RateLimited as exc:  # nothing was sent: the next attempt may send

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         HandoverPlan,
         MovePlan,
         ScorePlan,
+        SendingPlan,
         SocialPlan,
         SplitPlan,
         WaitEventPlan,
@@ -50,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 RECENT = 30
+# Patch ids: runs recorded before a change replay the old way, new runs take the new one.
+LOOK_BACK = "wait-event-look-back"
 DECISIONS = {"handover.accepted": "accepted", "handover.rejected": "rejected"}
 _TIMEOUT = timedelta(seconds=60)
 _RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
@@ -69,7 +72,8 @@ class CareModelRun:
     def __init__(self, inp: RunInput) -> None:
         self.plan: Plan = inp.plan
         self.lead: LeadState = inp.lead
-        self.state: RunState = inp.resume or RunState(enrolment=workflow.info().run_id, current=inp.plan.start)
+        self.state: RunState = inp.resume or RunState(enrolment=workflow.info().run_id, current=inp.plan.start,
+                                                      started_at=workflow.now().timestamp())
         self.wf_id = workflow.info().workflow_id
         self.stop: str | None = None
         self.waiting: tuple[str, float | None, str] = ("starting", None, "")
@@ -160,14 +164,7 @@ class CareModelRun:
         kind, edges, lead = step.kind, step.edges, self.lead
         match step:
             case EmailPlan() | SocialPlan() | CrmPlan() | WebhookPlan():
-                if kind in ("email", "social"):
-                    await self._hold_for_send_window(step_id)
-                result: DeliveryResult = await self._effect(
-                    "deliver",
-                    Delivery(key=self._key(step_id), lead=lead, care_model=self.plan.care_model,
-                             version=self.plan.version, step=step_id, step_spec=step, at=self._now(),
-                             frequency_cap=self.plan.settings.frequency_cap),
-                    result_type=DeliveryResult)
+                result = await self._deliver(step_id, step)
                 if isinstance(step, CrmPlan) and step.action == "set_stage" and result.status != "skipped":
                     lead.stage = step.stage or lead.stage
                 self._note(step_id, kind, result.status, result.reason)
@@ -218,17 +215,45 @@ class CareModelRun:
                 return None, f"exit:{step.reason}"
         raise ValueError(f"plan step {step_id} has unknown kind {kind!r}")
 
+    async def _deliver(self, step_id: str, step: SendingPlan) -> DeliveryResult:
+        """Sends once; with `on_cap: defer`, a message over the frequency cap waits until the cap allows it (and
+        the send window opens) instead of being dropped, each try under a key of its own."""
+        cap, key, tries = self.plan.settings.frequency_cap, self._key(step_id), 0
+        while True:
+            if step.kind in ("email", "social"):
+                await self._hold_for_send_window(step_id)
+            result: DeliveryResult = await self._effect(
+                "deliver",
+                Delivery(key=key if not tries else f"{key}/deferred-{tries}", lead=self.lead,
+                         care_model=self.plan.care_model, version=self.plan.version, step=step_id, step_spec=step,
+                         at=self._now(), frequency_cap=cap),
+                result_type=DeliveryResult)
+            if not (cap is not None and cap.on_cap == "defer" and result.status == "skipped" and result.retry_at):
+                return result
+            tries += 1
+            self._note(step_id, "frequency_cap", f"deferred until {_iso(result.retry_at)}", result.reason)
+            await self._sleep_until(result.retry_at, "frequency_cap", f"frequency cap for {step_id}")
+
     async def _wait_event(self, step_id: str, step: WaitEventPlan) -> str | None:
         self.awaiting, self.matched = (step.event, step.where), None
+        early = self._happened_already(step) if workflow.patched(LOOK_BACK) else None
+        if early is not None:
+            self.awaiting = None
+            self.state.consumed.append(early.id)
+            ago = format_duration(max(int(self._now() - early.at), 60))
+            self._note(step_id, "wait_event", f"got {early.type}", f"event {early.id}, {ago} before the wait began")
+            return step.edges["on_event"]
         deadline = self._now() + step.timeout_seconds
-        self._note(step_id, "wait_event", f"waiting for {step.event}", f"up to {format_duration(step.timeout_seconds)}")
+        self._note(step_id, "wait_event", f"waiting for {step.event}",
+                   f"up to {step.timeout_text or format_duration(step.timeout_seconds)}")
         await self._sleep_until(deadline, "waiting_for_event", f"{step.event} at {step_id}",
                                 lambda: self.matched is not None)
         hit, self.awaiting, self.matched = self.matched, None, None
         if hit is not None:
+            self.state.consumed.append(hit.id)
             self._note(step_id, "wait_event", f"got {hit.type}", f"event {hit.id}")
             return step.edges["on_event"]
-        waited = format_duration(step.timeout_seconds)
+        waited = step.timeout_text or format_duration(step.timeout_seconds)
         self._note(step_id, "wait_event", "timed out", f"no {step.event} in {waited}")
         return step.edges["on_timeout"]
 
@@ -243,7 +268,8 @@ class CareModelRun:
                             now, due),
             result_type=HandoverOpened)
         to = f" → {opened.rep_id} ({opened.routed_by})" if opened and opened.rep_id else ""
-        self._note(step_id, "handover", f"handed to {step.team}{to}", f"SLA {format_duration(step.sla_seconds)}")
+        self._note(step_id, "handover", f"handed to {step.team}{to}",
+                   f"SLA {step.sla_text or format_duration(step.sla_seconds)}")
         try:
             await self._sleep_until(due, "awaiting_sales", f"handover {key}", lambda: self.decision is not None,
                                     interruptible=False)
@@ -293,6 +319,19 @@ class CareModelRun:
         if opens is not None:
             self._note(step_id, "send_window", f"held until {_iso(opens)}", "outside the send window")
             await self._sleep_until(opens, "send_window", f"send window for {step_id}")
+
+    def _happened_already(self, step: WaitEventPlan) -> LeadEvent | None:
+        """The latest matching event within the step's look-back that no wait has taken yet."""
+        if step.look_back == "none":
+            return None
+        now = self._now()
+        began = self.state.started_at or workflow.info().start_time.timestamp()
+        since = began if step.look_back == "enrolment" else now - step.look_back_seconds
+        for event in reversed(self.lead.events):
+            if (since <= event.at <= now and event.id not in self.state.consumed
+                    and event_matches(event.type, event.data, step.event, step.where)):
+                return event
+        return None
 
     def _wait_target(self, step: WaitPlan) -> float:
         now = self._now()

@@ -34,6 +34,8 @@ class RunState:
     seen_event_ids: list[str] = field(default_factory=list)
     recent: list[JourneyEntry] = field(default_factory=list)
     steps_taken: int = 0
+    started_at: float = 0  # when the lead entered this care model (0: a run from before this was kept)
+    consumed: list[str] = field(default_factory=list)  # events a wait has already taken, never taken twice
 
 
 @dataclass
@@ -88,9 +90,10 @@ class Delivery:
 
 @dataclass
 class DeliveryResult:
-    status: str  # sent | dry_run | skipped
+    status: str  # sent | dry_run | skipped | bounced | failed | uncertain
     reason: str = ""
     external_id: str = ""
+    retry_at: float = 0  # skipped for the frequency cap: when the cap next allows a message
 
 
 @dataclass
