@@ -23,6 +23,7 @@ from engine.document import CareModelDocument
 from engine.durations import format_duration
 from engine.layout import layout
 from engine.lead import LeadIn
+from engine.steps import MoveStep
 from engine.validator import DocumentError, check, parse_text
 from store.designs import Designs
 from store.sales import SalesStore
@@ -361,7 +362,11 @@ async def run_simulation(request: Request, model: str, lead: Annotated[str, Form
             raise ValueError(f"fix the {len(problems)} problem(s) first: {problems[0]}")
         sample = LeadIn.model_validate(yaml.safe_load(lead) or {})
         script = parse_script(yaml.safe_load(events) or [])
-        result = await simulate(parsed, sample.to_state(), script, sample.unsubscribed)
+        targets = {s.care_model for s in parsed.steps if isinstance(s, MoveStep)}
+        others = [CareModelDocument.model_validate(v.document) for t in sorted(targets)
+                  if (v := store(request).latest(t)) is not None]
+        result = await simulate(parsed, sample.to_state(), script, sample.unsubscribed, others=others,
+                                reps=SalesStore(store(request)).reps())
     except ValidationError as exc:
         context["sim_error"] = "sample lead: " + "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

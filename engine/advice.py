@@ -28,7 +28,7 @@ def advice(doc: CareModelDocument, known_events: set[str] | frozenset[str] = BUI
 
 def _unknown_events(doc: CareModelDocument, known: set[str]) -> list[Problem]:
     out = []
-    for name, step, field in _event_names(doc):
+    for name, step, field in event_names(doc):
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
             hint = f"did you mean '{close[0]}'? " if close else ""
@@ -37,7 +37,7 @@ def _unknown_events(doc: CareModelDocument, known: set[str]) -> list[Problem]:
     return out
 
 
-def _event_names(doc: CareModelDocument) -> Iterator[tuple[str, str | None, str]]:
+def event_names(doc: CareModelDocument) -> Iterator[tuple[str, str | None, str]]:
     s = doc.settings
     if s.entry and s.entry.event:
         yield s.entry.event, None, "settings.entry.event"

@@ -14,7 +14,7 @@ from pathlib import Path
 from designer.assets import AssetsMissing
 from engine.document import json_schema
 from engine.validator import DocumentError, Problem
-from nurture.files import InputError, load_document, read_document, read_events, read_lead
+from nurture.files import InputError, load_document, read_document, read_events, read_lead, read_reps
 from nurture.settings import Settings
 from store.db import SchemaBehind
 
@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--start", type=_future_time, metavar="ISO", help="simulated start, e.g. 2027-01-04T08:00Z")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--history", metavar="FILE", help="also save the run's Temporal event history (for replay)")
+    p.add_argument("--with", dest="others", action="append", default=[], metavar="PATH",
+                   help="another care model a move step leads to: the lead is followed into it (repeatable)")
+    p.add_argument("--reps", metavar="FILE", help="sales reps (YAML list of id, email, team) so handovers route")
     p = sub.add_parser("publish", help="publish care-model documents as new versions")
     p.add_argument("paths", nargs="+", metavar="PATH")
     sub.add_parser("schema", help="print the care-model JSON Schema")
@@ -144,17 +147,20 @@ def _located(path: str, problem: Problem, label: str = "") -> str:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from store.tables import Rep
     from workflows.simulate import format_offset, parse_script, simulate
 
     doc = read_document(args.path)
     lead = read_lead(args.lead)
+    others = [read_document(path) for path in args.others]
+    reps = [Rep(**r.model_dump()) for r in read_reps(args.reps)] if args.reps else []
     try:
         script = parse_script(read_events(args.events) if args.events else [])
     except ValueError as exc:
         raise InputError(f"{args.events}: {exc}") from None
     try:
         result = asyncio.run(simulate(doc, lead.to_state(), script, lead.unsubscribed, args.days * 86400,
-                                      args.start))
+                                      args.start, others, reps))
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if args.history:
@@ -165,7 +171,11 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"Simulating '{doc.id}' for lead {lead.id}")
     for s in result.steps:
         why = f" — {s.why}" if s.why else ""
-        print(f"  {format_offset(s.offset):>11}  {s.step:<18} {s.kind:<11} {s.outcome}{why}")
+        local = f" ({s.local})" if s.local != s.at else ""
+        step = s.step if s.care_model == doc.id else f"{s.care_model}/{s.step}"
+        print(f"  {format_offset(s.offset):>11}  {s.at} UTC{local}  {step:<18} {s.kind:<11} {s.outcome}{why}")
+    for event in result.unmatched:
+        print(f"  note: event {event} arrived, but nothing in this care model listens for it")
     print(f"Outcome: {result.outcome}. {len(result.deliveries)} deliveries, "
           f"simulated in {result.wall_seconds:.2f}s")
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.document import CareModelDocument
 from engine.lead import LeadIn
@@ -64,3 +64,30 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a list of events, e.g. [{{after: 2d, type: email.clicked}}]")
     return data
+
+
+class RepIn(BaseModel):
+    """A sales rep as a simulation's reps file lists them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    team: str = Field(min_length=1)
+    territories: list[str] = []
+    manager: bool = False
+
+
+def read_reps(path: str | Path) -> list[RepIn]:
+    data = _data(path)
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a list of reps, e.g. [{{id: ana, email: ana@acme.test, team: sales}}]")
+    reps = []
+    for n, item in enumerate(data, start=1):
+        try:
+            reps.append(RepIn.model_validate(item))
+        except ValidationError as exc:
+            raise InputError(f"{path}: rep #{n}: " + "; ".join(
+                f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors())) from None
+    return reps

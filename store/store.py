@@ -61,9 +61,10 @@ class Store:
 
     # --- care models -------------------------------------------------------------------------------
 
-    def publish(self, doc: CareModelDocument) -> CareModelVersion:
-        """A new immutable version; publishing an unchanged document returns the current one."""
-        known = {m.care_model for m in self.latest_versions()} | {doc.id}
+    def publish(self, doc: CareModelDocument, also_known: set[str] | frozenset[str] = frozenset()) -> CareModelVersion:
+        """A new immutable version; publishing an unchanged document returns the current one. `also_known`: care
+        models a move may name without being published here (a simulation that does not follow the lead there)."""
+        known = {m.care_model for m in self.latest_versions()} | {doc.id} | set(also_known)
         with self.session() as s:
             latest = s.exec(select(CareModelVersion).where(col(CareModelVersion.care_model) == doc.id)
                             .order_by(col(CareModelVersion.version).desc())).first()

@@ -148,10 +148,10 @@ class Activities:
 
     @activity.defn(name="move_lead")
     async def move_lead(self, m: MoveRequest) -> str:
-        if self.dry_run or self.client is None:
-            return "dry run: not enrolled"
         version = self.store.latest(m.to_model)
-        if version is None:
+        if version is None and self.dry_run:
+            return f"would move to '{m.to_model}' (give its document too, to follow the lead there)"
+        if version is None or self.client is None:
             return f"care model '{m.to_model}' is not published; lead not moved"
         moved = await enrol(self.client, self.store, version, self.store.snapshot(m.lead.id),
                             task_queue=self.task_queue)

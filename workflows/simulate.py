@@ -7,11 +7,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -20,16 +22,22 @@ from temporalio.testing import WorkflowEnvironment
 from connectors.base import Connector
 from connectors.dryrun import DryRunConnector
 from connectors.registry import CHANNELS
+from engine.advice import event_names
 from engine.document import CareModelDocument
-from engine.durations import parse_duration
+from engine.durations import format_duration, parse_duration
 from engine.lead import LeadEvent, LeadState
+from engine.steps import HandoverStep, MoveStep
+from store.sales import SalesStore
 from store.store import Store
+from store.tables import Rep
 from workflows.care_model_run import CareModelRun
 from workflows.enrolment import enrol
 from workflows.ingest import ingest
 from workflows.worker import make_worker
 
 DEFAULT_HORIZON = 400 * 86400
+# Events every run takes in whatever its steps say: profile changes and consent.
+ALWAYS_HEARD = frozenset({"lead.updated", "lead.unsubscribed", "lead.resubscribed"})
 
 
 @dataclass
@@ -43,11 +51,13 @@ class ScriptedEvent:
 @dataclass
 class SimStep:
     offset: int
-    at: str
+    at: str  # UTC
     step: str
     kind: str
     outcome: str
     why: str
+    local: str = ""  # the same moment on the lead's clock, with its time zone
+    care_model: str = ""
 
 
 @dataclass
@@ -57,6 +67,7 @@ class Simulation:
     steps: list[SimStep]
     deliveries: list[dict[str, Any]]
     wall_seconds: float
+    unmatched: list[str] = field(default_factory=list)  # scripted events no rule of the care model listens for
     history: str = field(default="", repr=False)  # Temporal's event history as JSON, for replay tests
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,14 +108,22 @@ def parse_script(items: list[dict[str, Any]]) -> list[ScriptedEvent]:
 
 
 async def simulate(doc: CareModelDocument, lead: LeadState, script: list[ScriptedEvent],
-                   unsubscribed: bool = False, horizon: int = DEFAULT_HORIZON,
-                   start: datetime | None = None) -> Simulation:
-    """Simulated time begins now, or at `start` (which must lie ahead: the test server's clock only moves on)."""
+                   unsubscribed: bool = False, horizon: int = DEFAULT_HORIZON, start: datetime | None = None,
+                   others: Sequence[CareModelDocument] = (), reps: Sequence[Rep] = ()) -> Simulation:
+    """Simulated time begins now, or at `start` (which must lie ahead: the test server's clock only moves on).
+
+    `others`: care models a move step may lead to, followed when given. `reps`: the sales team, so handovers
+    route and their emails show."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nurture-sim-") as tmp:
         store = Store.open(f"sqlite:///{tmp}/simulation.db")
-        version = store.publish(doc)
+        for other in others:
+            store.publish(other, also_known={doc.id})
+        targets = {s.care_model for s in doc.steps if isinstance(s, MoveStep)}
+        version = store.publish(doc, also_known=targets)
         store.upsert_lead(lead, unsubscribed=unsubscribed)
+        for rep in reps:
+            SalesStore(store).put_rep(rep)
         queue = f"simulate-{uuid.uuid4()}"
         async with await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=test_server_path(), runtime=_quiet_runtime()
@@ -138,16 +157,26 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
                 else:
                     outcome = (await handle.result()).outcome
                 history = (await handle.fetch_history()).to_json()
-        steps = [SimStep(int(j.at - t0), _stamp(j.at), j.step, j.kind, j.outcome, j.why)
-                 for j in store.journey(lead_id=lead.id)]
+                for enrolment in store.enrolments(lead_id=lead.id, running=True):  # a run the lead moved into
+                    await env.client.get_workflow_handle(enrolment.workflow_id).terminate("simulation ended")
+        zone = lead.timezone or doc.settings.default_timezone
+        steps = [SimStep(int(j.at - t0), _stamp(j.at), j.step, j.kind, j.outcome, j.why, _stamp(j.at, zone),
+                         j.care_model) for j in store.journey(lead_id=lead.id)]
         deliveries = [{"step": o.step, "channel": o.channel, "status": o.status, "reason": o.reason,
-                       "offset": int(o.at - t0), **o.payload} for o in store.outbox(lead.id)]
+                       "offset": int(o.at - t0), **o.payload}
+                      for o in store.outbox(lead.id)]
         store.engine.dispose()
-    return Simulation(doc.id, outcome, steps, deliveries, time.perf_counter() - started, history)
+    listened = {name for d in (doc, *others) for name, _, _ in event_names(d)} | ALWAYS_HEARD
+    if any(isinstance(s, HandoverStep) for d in (doc, *others) for s in d.steps):
+        listened |= {"handover.accepted", "handover.rejected"}
+    unmatched = [f"{e.type} (+{format_duration(e.after) if e.after else '0'})" for e in script
+                 if e.type not in listened]
+    return Simulation(doc.id, outcome, steps, deliveries, time.perf_counter() - started, unmatched, history)
 
 
-def _stamp(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+def _stamp(ts: float, zone: str = "UTC") -> str:
+    local = datetime.fromtimestamp(ts, ZoneInfo(zone))
+    return local.strftime("%Y-%m-%d %H:%M") + ("" if zone == "UTC" else f" {zone}")
 
 
 def format_offset(seconds: int) -> str:
