@@ -14,11 +14,12 @@ from engine.fields import AllCondition, AnyCondition, EngagementCondition, NotCo
 from engine.steps import HandoverStep, SplitStep, WaitEventStep
 from engine.validator import Problem
 
-# Events Nurture itself raises or understands; integrators add theirs (NURTURE_EVENT_TYPES), and every type seen
-# on a lead's timeline counts as known too.
+# Events Nurture itself raises or understands, and the common ones integrators send; integrators add theirs
+# (NURTURE_EVENT_TYPES), and every type seen on a lead's timeline counts as known too.
 BUILTIN_EVENTS = frozenset({
     "email.opened", "email.clicked", "email.bounced", "lead.unsubscribed", "lead.resubscribed", "lead.updated",
     "lead.stage_changed", "handover.accepted", "handover.rejected", "form.submitted", "page.visited",
+    "webinar.registered", "webinar.attended", "meeting.booked", "trial.started",
 })
 
 

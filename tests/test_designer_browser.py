@@ -117,11 +117,14 @@ def test_build_publish_and_simulate_a_care_model_in_the_browser(page: Page) -> N
     shot(page, "3-published")
 
     page.goto("/designer/webinar-follow-up/simulate")
-    page.fill('textarea[name="lead"]', "id: sam\nemail: sam@example.com\nattributes: {first_name: Sam}\n")
-    page.fill('textarea[name="events"]', "- {after: 3d, type: email.clicked}\n")
+    page.fill('textarea[name="lead"]', "id: sam\nemail: sam@example.com\ntimezone: Europe/Berlin\n"
+                                       "attributes: {first_name: Sam}\n")
+    page.fill('textarea[name="events"]', "- {after: 3d, type: email.clicked}\n- {after: 4d, type: survey.done}\n")
     page.click("text=Run simulation")
     expect(page.locator("#outcome")).to_contain_text("Outcome: exit:completed", timeout=20000)
     expect(page.locator("#node-email-2.visited")).to_be_visible()
     expect(page.locator("#node-email-2 .sim")).to_contain_text("+3d")
     expect(page.locator("#sim-steps")).to_contain_text("got email.clicked")
+    expect(page.locator("#sim-steps th").nth(1)).to_contain_text("Europe/Berlin")  # the lead's own clock
+    expect(page.locator("#unmatched")).to_contain_text("survey.done (+4d)")
     shot(page, "4-simulated")
