@@ -171,7 +171,7 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"Simulating '{doc.id}' for lead {lead.id}")
     for s in result.steps:
         why = f" — {s.why}" if s.why else ""
-        local = f" ({s.local})" if s.local != s.at else ""
+        local = f" ({s.local[11:]})" if s.local != s.at else ""  # the lead's clock: HH:MM and zone
         step = s.step if s.care_model == doc.id else f"{s.care_model}/{s.step}"
         print(f"  {format_offset(s.offset):>11}  {s.at} UTC{local}  {step:<18} {s.kind:<11} {s.outcome}{why}")
     for event in result.unmatched:
