@@ -67,7 +67,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     """A plan stored as JSON (the app's database) back as typed data; Temporal's converter does the same by type."""
     s = data.get("settings") or {}
     settings = PlanSettings(
-        entry=EntryPlan(**s["entry"]) if s.get("entry") else None, reenrol=s.get("reenrol", "never"),
+        entry=entry_of(data), reenrol=s.get("reenrol", "never"),
         goals=[RulePlan(**g) for g in s.get("goals", [])], exit_when=[RulePlan(**g) for g in s.get("exit_when", [])],
         send_window=WindowPlan(**s["send_window"]) if s.get("send_window") else None,
         frequency_cap=CapPlan(**s["frequency_cap"]) if s.get("frequency_cap") else None,
@@ -76,6 +76,12 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     steps = {step_id: _step(raw) for step_id, raw in data["steps"].items()}
     return Plan(care_model=data["care_model"], name=data["name"], version=data["version"], hash=data["hash"],
                 start=data["start"], steps=steps, settings=settings)
+
+
+def entry_of(data: dict[str, Any]) -> EntryPlan | None:
+    """A stored plan's entry rule alone: what every incoming event is matched against, without reading the steps."""
+    entry = (data.get("settings") or {}).get("entry")
+    return EntryPlan(**entry) if entry else None
 
 
 def _step(raw: dict[str, Any]) -> AnyPlanStep:

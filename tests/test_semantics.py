@@ -187,7 +187,7 @@ def test_problems_come_in_file_order_with_one_wording_per_rule_and_the_duplicate
     assert found == ["line 6, step 'a', field 'duration': duration -5 must be longer than zero",
                      "line 7, step 'b', field 'timeout': cannot read duration 'soon': use forms like '3d', '12h', "
                      "'90m', '1w2d' or 'P3DT4H'"]
-    _, graph = check(yaml.safe_load(textwrap.dedent("""
+    dupes = textwrap.dedent("""
         id: dupes
         name: Dupes
         start: a
@@ -195,15 +195,8 @@ def test_problems_come_in_file_order_with_one_wording_per_rule_and_the_duplicate
           - {id: a, kind: wait, duration: 1d, next: b}
           - {id: b, kind: exit}
           - {id: b, kind: exit, reason: again}
-        """)), yaml.compose(textwrap.dedent("""
-        id: dupes
-        name: Dupes
-        start: a
-        steps:
-          - {id: a, kind: wait, duration: 1d, next: b}
-          - {id: b, kind: exit}
-          - {id: b, kind: exit, reason: again}
-        """)))
+        """)
+    _, graph = check(yaml.safe_load(dupes), yaml.compose(dupes))
     assert [str(p) for p in graph] == ["line 8, step 'b', field 'id': duplicate step id 'b'"]
     holdout = advice(doc("""
         id: held

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.conditions import event_matches
 from engine.lead import LeadEvent, LeadState
-from engine.plan import plan_from_dict
+from engine.plan import entry_of, plan_from_dict
 from store.deliveries import Deliveries
 from store.scores import rescore
 from store.store import Store
@@ -61,7 +61,7 @@ def targets(store: Store, lead_id: str, event: LeadEvent) -> list[DeliveryRow]:
     """Whom this event concerns: care models whose entry rule it matches, and the lead's running runs."""
     rows = []
     for version in store.latest_versions():
-        entry = plan_from_dict(version.plan).settings.entry
+        entry = entry_of(version.plan)
         if entry and entry.event and event_matches(event.type, event.data, entry.event, entry.where):
             rows.append(enrol_row(f"{event.id}>enrol/{version.care_model}", lead_id, version.care_model, event,
                                   event.at))

@@ -49,4 +49,6 @@ async def redeliver_forever(client: Client, store: Store, task_queue: str = TASK
             await redeliver_once(client, store, holder, task_queue)
         except OperationalError as exc:  # the database is briefly away: the deliveries wait there for us
             log.warning("redelivery paused: %s", exc.orig)
+        except Exception:  # whatever failed, the deliveries are still pending in the database: try next pass
+            log.exception("redelivery pass failed; trying again in %.0fs", every_seconds)
         await asyncio.sleep(every_seconds)
