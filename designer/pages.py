@@ -3,7 +3,6 @@ publishing through the compiler (Store.publish); each route renders one template
 
 from __future__ import annotations
 
-import difflib
 import time
 from typing import Annotated, Any
 
@@ -17,8 +16,9 @@ from designer.deps import known_events, settings, store, temporal_or_none
 from designer.forms import build_form, read_form, summary
 from designer.sales import journey_timeline
 from designer.templating import TEMPLATES
-from engine import editing
+from engine import editing, samples
 from engine.advice import advice
+from engine.changes import compare, normalise
 from engine.document import CareModelDocument
 from engine.durations import format_duration
 from engine.layout import layout
@@ -83,7 +83,7 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "warnings": [] if problems else _warnings(request, doc),
         "chooser": chooser, "saved": saved, "kinds": editing.KINDS, "movable": movable,
         "numbers": _designs(request).numbers(model), "latest": latest,
-        "changed": latest is None or latest.document != doc, "summary": summary,
+        "changed": latest is None or normalise(latest.document) != normalise(doc), "summary": summary,
         "sim_steps": sim_steps, "sim_edges": sim_edges, "settings_errors": settings_errors or [],
         "settings_yaml": yaml.safe_dump(doc.get("settings") or {}, sort_keys=False, allow_unicode=True),
     }
@@ -274,24 +274,18 @@ def export(request: Request, model: str) -> PlainTextResponse:
 # --- publish, versions, revert -------------------------------------------------------------------------
 
 
-def _lines(doc: dict[str, Any] | None) -> list[str]:
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).splitlines() if doc else []
-
-
-def _diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[str, str]]:
-    lines = difflib.unified_diff(_lines(old), _lines(new), "published", "draft", lineterm="", n=2)
-    return [("add" if ln.startswith("+") else "del" if ln.startswith("-") else "", ln) for ln in lines]
-
-
 @router.get("/designer/{model}/publish", response_class=HTMLResponse)
 def publish_page(request: Request, model: str) -> Response:
     doc = _doc(request, model)
     latest = store(request).latest(model)
     _, problems = check(doc)
     in_flight = sorted(_designs(request).where_now(model).items())
+    waiting: dict[str, int] = {}
+    for (_, step), count in in_flight:
+        waiting[step] = waiting.get(step, 0) + count
     return _render(request, "designer/publish.html", {
         "model": model, "doc": doc, "latest": latest, "problems": [str(p) for p in problems],
-        "diff": _diff(latest.document if latest else None, doc), "in_flight": in_flight,
+        "changes": compare(latest.document if latest else None, doc), "waiting": waiting, "in_flight": in_flight,
         "new_steps": _ids(doc)})
 
 
@@ -322,7 +316,7 @@ async def publish(request: Request, model: str) -> Response:
 def versions(request: Request, model: str, published: int | None = None, migrated: int = 0,
              waiting: int = 0) -> Response:
     rows = _designs(request).versions(model)
-    diffs = {row.version: _diff(rows[i + 1].document if i + 1 < len(rows) else None, row.document)
+    diffs = {row.version: compare(rows[i + 1].document if i + 1 < len(rows) else None, row.document)
              for i, row in enumerate(rows)}
     return _render(request, "designer/versions.html", {"model": model, "rows": rows, "diffs": diffs,
                                                        "published": published, "migrated": migrated,
@@ -344,19 +338,33 @@ SAMPLE_LEAD = "id: sample-lead\nemail: sam@example.com\ntimezone: Europe/Berlin\
 SAMPLE_EVENTS = "- {after: 2d, type: email.clicked}\n"
 
 
+def _sample_lead(doc: dict[str, Any]) -> str:
+    """The default sample lead, with what the entry rule asks for filled in (persona: executive, say)."""
+    sample = yaml.safe_load(SAMPLE_LEAD)
+    try:
+        fits = samples.fitting(CareModelDocument.model_validate(doc))
+    except ValidationError:
+        fits = {}
+    sample["attributes"] = {**sample["attributes"], **fits.pop("attributes", {})}
+    return yaml.safe_dump(sample | fits, sort_keys=False, allow_unicode=True)
+
+
 @router.get("/designer/{model}/simulate", response_class=HTMLResponse)
 def simulate_page(request: Request, model: str) -> Response:
     context = editor(request, model)
-    context |= {"lead_yaml": SAMPLE_LEAD, "events_yaml": SAMPLE_EVENTS, "result": None, "sim_error": ""}
+    context |= {"lead_yaml": _sample_lead(context["doc"]), "events_yaml": SAMPLE_EVENTS, "result": None,
+                "sim_error": "", "as_if_enrolled": False}
     return _render(request, "designer/simulate.html", context)
 
 
 @router.post("/designer/{model}/simulate", response_class=HTMLResponse)
 async def run_simulation(request: Request, model: str, lead: Annotated[str, Form()],
-                         events: Annotated[str, Form()] = "") -> Response:
+                         events: Annotated[str, Form()] = "", as_if_enrolled: Annotated[bool, Form()] = False
+                         ) -> Response:
     doc = _doc(request, model)
     parsed, problems = check(doc)
-    context: dict[str, Any] = {"lead_yaml": lead, "events_yaml": events, "result": None, "sim_error": ""}
+    context: dict[str, Any] = {"lead_yaml": lead, "events_yaml": events, "result": None, "sim_error": "",
+                               "as_if_enrolled": as_if_enrolled}
     try:
         if parsed is None or problems:
             raise ValueError(f"fix the {len(problems)} problem(s) first: {problems[0]}")
@@ -366,7 +374,7 @@ async def run_simulation(request: Request, model: str, lead: Annotated[str, Form
         others = [CareModelDocument.model_validate(v.document) for t in sorted(targets)
                   if (v := store(request).latest(t)) is not None]
         result = await simulate(parsed, sample.to_state(), script, sample.unsubscribed, others=others,
-                                reps=SalesStore(store(request)).reps())
+                                reps=SalesStore(store(request)).reps(), as_if_enrolled=as_if_enrolled)
     except ValidationError as exc:
         context["sim_error"] = "sample lead: " + "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

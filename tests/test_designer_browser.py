@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from playwright.sync_api import Page, expect, sync_playwright
 
 from designer.app import create_app
+from designer.assets import EXAMPLES_DIR
+from engine.validator import load_or_raise
 from nurture.settings import Settings
 from store.store import Store
 from tests.fakes.serve import serving
@@ -128,3 +131,74 @@ def test_build_publish_and_simulate_a_care_model_in_the_browser(page: Page) -> N
     expect(page.locator("#sim-steps th").nth(1)).to_contain_text("Europe/Berlin")  # the lead's own clock
     expect(page.locator("#unmatched")).to_contain_text("survey.done (+4d)")
     shot(page, "4-simulated")
+
+
+@pytest.fixture
+def published_site(tmp_path: Path) -> Iterator[str]:
+    """A fresh install with every example published, as a new user finds it after `nurture publish examples/*`."""
+    store = Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
+    for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
+        store.publish(load_or_raise(path.read_text()))
+    with serving(create_app(Settings(data_dir=tmp_path), store=store)) as url:
+        yield url
+
+
+@pytest.fixture
+def tab(published_site: str) -> Iterator[Page]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser.new_page(viewport={"width": 1280, "height": 800}, base_url=published_site)
+        browser.close()
+
+
+def test_each_template_is_unchanged_until_edited_simulates_as_is_and_an_insert_shows_as_one_step(tab: Page) -> None:
+    for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
+        model = yaml.safe_load(path.read_text())["id"]
+        tab.goto("/designer")
+        tab.locator(f'form[action="/designer/templates/{path.stem}"] button').click()
+        expect(tab.locator(".toolbar .muted")).not_to_contain_text("unpublished changes")
+        tab.goto(f"/designer/{model}/publish")
+        expect(tab.locator("#no-changes")).to_be_visible()
+        tab.goto(f"/designer/{model}/simulate")
+        tab.click("text=Run simulation")
+        expect(tab.locator("#outcome")).to_be_visible(timeout=30000)
+        expect(tab.locator("#entry-note")).not_to_contain_text("skipped")
+
+    tab.goto("/designer/executive-nurture")
+    start = tab.locator("button.plus").first.get_attribute("data-edge") or ""
+    add_step(tab, start, "wait")
+    tab.goto("/designer/executive-nurture/publish")
+    changes = tab.locator("#changes li")
+    expect(changes).to_have_count(2)
+    expect(changes.nth(0)).to_contain_text("Added wait wait-1; next → intro")
+    expect(changes.nth(1)).to_contain_text("Rewired the start: intro → wait-1")
+    shot(tab, "publish-one-step")
+
+
+def test_after_adding_and_saving_a_step_by_keyboard_the_next_tab_is_inside_its_form(page: Page) -> None:
+    page.goto("/designer")
+    page.fill('input[name="name"]', "Keyboard only")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/designer/keyboard-only$"))
+    page.locator('button.plus[data-edge="__start__:start"]').focus()
+    settled(page)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.__settled")  # the chooser is in and wired up
+    expect(page.locator("#panel h3")).to_be_focused()
+    page.locator('#panel button[data-kind="email"]').focus()
+    settled(page)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.__settled")
+    expect(page.locator("#form-heading")).to_be_focused()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('#step-form') !== null"), "Tab lands in the new step's form"
+    settled(page)
+    page.keyboard.press("Enter")  # submits the form from its first field
+    page.wait_for_function("() => window.__settled")
+    expect(page.locator("#saved")).to_be_visible()
+    expect(page.locator("#form-heading")).to_be_focused()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('#step-form') !== null")
+    toolbar = page.locator(".toolbar a.button")
+    expect(toolbar).to_have_count(4)
+    assert page.locator(".toolbar a button").count() == 0, "each toolbar action is one tab stop"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
+from engine.changes import compare
 from engine.compiler import compile_text
 from engine.conditions import evaluate
 from engine.document import json_schema
@@ -16,7 +19,7 @@ from engine.lead import LeadEvent, LeadState
 from engine.plan import CapPlan, WindowPlan, plan_from_dict, plan_to_dict
 from engine.schedule import choose_variant, next_time_of_day, next_window_open
 from engine.steps import SplitPlan, VariantPlan, WaitEventPlan, WaitPlan
-from engine.validator import DocumentError
+from engine.validator import DocumentError, load_or_raise
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -107,3 +110,14 @@ def test_split_is_sticky_and_follows_weights() -> None:
     a = sum(p is not None and p.name == "a" for p in picks) / len(picks)
     assert 0.08 < held < 0.12
     assert 0.63 < a < 0.72  # 0.9 * 3/4
+
+
+def test_versions_compare_by_meaning_not_by_formatting() -> None:
+    raw = yaml.safe_load((EXAMPLES / "executive-nurture.yaml").read_text())
+    published = load_or_raise((EXAMPLES / "executive-nurture.yaml").read_text()).model_dump(mode="json")
+    assert compare(published, raw).none, "defaults written out, 20.0 against 20: no change"
+    edited = copy.deepcopy(raw)
+    edited["steps"][0]["subject"] = "A new subject"
+    changes = compare(published, edited)
+    assert [(c.step, c.fields, c.rewired) for c in changes.changed] == [("intro", ["subject"], [])]
+    assert not (changes.added or changes.removed or changes.settings or changes.start)

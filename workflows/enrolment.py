@@ -34,11 +34,11 @@ _TIMEOUT = timedelta(seconds=10)
 
 
 async def enrol(client: Client, store: Store, version: CareModelVersion, lead: LeadState,
-                trigger: LeadEvent | None = None, task_queue: str = TASK_QUEUE) -> Enrolled:
+                trigger: LeadEvent | None = None, task_queue: str = TASK_QUEUE, check_entry: bool = True) -> Enrolled:
     plan = plan_from_dict(version.plan)
     wid = workflow_id(plan.care_model, lead.id)
     policy, entry = plan.settings.reenrol, plan.settings.entry
-    if entry is not None and entry.when:
+    if check_entry and entry is not None and entry.when:
         ok, why = evaluate(entry.when, lead, trigger.at if trigger else time.time())
         if not ok:
             return Enrolled("not_eligible", wid, f"entry rule: {why}")

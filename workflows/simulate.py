@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from connectors.base import Connector
@@ -109,11 +111,12 @@ def parse_script(items: list[dict[str, Any]]) -> list[ScriptedEvent]:
 
 async def simulate(doc: CareModelDocument, lead: LeadState, script: list[ScriptedEvent],
                    unsubscribed: bool = False, horizon: int = DEFAULT_HORIZON, start: datetime | None = None,
-                   others: Sequence[CareModelDocument] = (), reps: Sequence[Rep] = ()) -> Simulation:
+                   others: Sequence[CareModelDocument] = (), reps: Sequence[Rep] = (),
+                   as_if_enrolled: bool = False) -> Simulation:
     """Simulated time begins now, or at `start` (which must lie ahead: the test server's clock only moves on).
 
     `others`: care models a move step may lead to, followed when given. `reps`: the sales team, so handovers
-    route and their emails show."""
+    route and their emails show. `as_if_enrolled`: start the lead even if the entry rule would not let it in."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nurture-sim-") as tmp:
         store = Store.open(f"sqlite:///{tmp}/simulation.db")
@@ -136,9 +139,11 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
                         raise ValueError(f"start {start.isoformat()} is in the past; pick a time ahead of now")
                     await env.sleep(ahead)
                 t0 = (await env.get_current_time()).timestamp()
-                enrolled = await enrol(env.client, store, version, store.snapshot(lead.id), task_queue=queue)
+                enrolled = await enrol(env.client, store, version, store.snapshot(lead.id), task_queue=queue,
+                                       check_entry=not as_if_enrolled)
                 if enrolled.status != "started":
-                    raise ValueError(f"lead {lead.id} was not enrolled: {enrolled.reason or enrolled.status}")
+                    raise ValueError(f"lead {lead.id} was not enrolled: {enrolled.reason or enrolled.status} "
+                                     "(fit the sample lead to the entry rule, or simulate as if enrolled)")
                 handle = env.client.get_workflow_handle_for(CareModelRun.run, enrolled.workflow_id)
                 for event in script:
                     gap = t0 + event.after - (await env.get_current_time()).timestamp()
@@ -158,7 +163,8 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
                     outcome = (await handle.result()).outcome
                 history = (await handle.fetch_history()).to_json()
                 for enrolment in store.enrolments(lead_id=lead.id, running=True):  # a run the lead moved into
-                    await env.client.get_workflow_handle(enrolment.workflow_id).terminate("simulation ended")
+                    with contextlib.suppress(RPCError):  # it ended between our read and the terminate
+                        await env.client.get_workflow_handle(enrolment.workflow_id).terminate("simulation ended")
         zone = lead.timezone or doc.settings.default_timezone
         steps = [SimStep(int(j.at - t0), _stamp(j.at), j.step, j.kind, j.outcome, j.why, _stamp(j.at, zone),
                          j.care_model) for j in store.journey(lead_id=lead.id)]
