@@ -39,7 +39,10 @@ def _literal_options(annotation: Any) -> list[str] | None:
     if get_origin(annotation) is Literal:
         return [str(a) for a in get_args(annotation)]
     if get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in get_args(annotation):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if any(_literal_options(a) is None for a in args):
+            return None  # a choice or free text (look_back: 'enrolment' or '7d'): a text box takes both
+        for arg in args:
             found = _literal_options(arg)
             if found:
                 return found
@@ -48,7 +51,7 @@ def _literal_options(annotation: Any) -> list[str] | None:
 
 def _is_simple(annotation: Any) -> bool:
     simple = (str, int, float)
-    if annotation in simple:
+    if annotation in simple or get_origin(annotation) is Literal:
         return True
     if get_origin(annotation) is typing.Annotated:
         return _is_simple(get_args(annotation)[0])
