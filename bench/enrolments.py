@@ -25,6 +25,7 @@ from engine.validator import load_or_raise
 from nurture.services import temporal_cli
 from store.store import Store
 from workflows.enrolment import enrol
+from workflows.messages import DATA_CONVERTER
 from workflows.worker import make_worker
 
 MODEL = """
@@ -74,7 +75,7 @@ async def main(n: int) -> None:
     try:
         for _ in range(120):
             try:
-                client = await Client.connect(f"127.0.0.1:{port}")
+                client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
                 break
             except RuntimeError:
                 await asyncio.sleep(0.5)

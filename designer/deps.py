@@ -16,6 +16,7 @@ from engine.lead import LeadEvent
 from nurture.settings import Settings
 from store.store import Store
 from workflows.ingest import Ingested, ingest
+from workflows.messages import DATA_CONVERTER
 
 # After a failed connection, routes that can defer their work to the redelivery loop stop trying for this long.
 RECONNECT_SECONDS = 2.0
@@ -55,7 +56,9 @@ async def temporal_or_none(request: Request) -> Client | None:
     if state.client is None and time.monotonic() >= getattr(state, "retry_connect_at", 0.0):
         s = settings(request)
         try:
-            state.client = await asyncio.wait_for(Client.connect(s.temporal_target, namespace=s.temporal_namespace), 5)
+            connecting = Client.connect(s.temporal_target, namespace=s.temporal_namespace,
+                                        data_converter=DATA_CONVERTER)
+            state.client = await asyncio.wait_for(connecting, 5)
         except (RuntimeError, TimeoutError):
             state.retry_connect_at = time.monotonic() + RECONNECT_SECONDS
     return state.client

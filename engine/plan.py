@@ -73,7 +73,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         frequency_cap=CapPlan(**s["frequency_cap"]) if s.get("frequency_cap") else None,
         default_timezone=s.get("default_timezone", "UTC"),
     )
-    steps = {step_id: _step(raw) for step_id, raw in data["steps"].items()}
+    steps = {step_id: step_from_dict(raw) for step_id, raw in data["steps"].items()}
     return Plan(care_model=data["care_model"], name=data["name"], version=data["version"], hash=data["hash"],
                 start=data["start"], steps=steps, settings=settings)
 
@@ -84,7 +84,7 @@ def entry_of(data: dict[str, Any]) -> EntryPlan | None:
     return EntryPlan(**entry) if entry else None
 
 
-def _step(raw: dict[str, Any]) -> AnyPlanStep:
+def step_from_dict(raw: dict[str, Any]) -> AnyPlanStep:
     values = dict(raw)
     if "cases" in values:
         values["cases"] = [CasePlan(**c) for c in values["cases"]]

@@ -20,6 +20,7 @@ from nurture.jobs import scheduler
 from nurture.settings import Settings
 from nurture.supervise import keep_process, keep_task
 from store.store import Store
+from workflows.messages import DATA_CONVERTER
 from workflows.redelivery import redeliver_forever
 from workflows.worker import make_worker
 
@@ -73,7 +74,8 @@ async def connect(settings: Settings, wait_seconds: float = 60) -> Client:
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
-            return await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+            return await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace,
+                                        data_converter=DATA_CONVERTER)
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(f"Temporal did not answer at {settings.temporal_target} "

@@ -27,6 +27,7 @@ from tests.postgres import PostgresServer
 from workflows.care_model_run import CareModelRun
 from workflows.enrolment import Enrolled, enrol
 from workflows.ingest import Ingested, ingest
+from workflows.messages import DATA_CONVERTER
 from workflows.simulate import _quiet_runtime, test_server_path
 from workflows.worker import make_worker
 
@@ -99,7 +100,7 @@ class Harness:
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_path(), runtime=_quiet_runtime()
+        test_server_existing_path=test_server_path(), runtime=_quiet_runtime(), data_converter=DATA_CONVERTER
     ) as environment:
         yield environment
 

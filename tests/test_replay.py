@@ -14,6 +14,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.forgetful_run import ForgetfulRun
 from workflows.care_model_run import CareModelRun
+from workflows.messages import DATA_CONVERTER
 from workflows.worker import WORKFLOW_RUNNER
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
@@ -25,11 +26,13 @@ def history(path: Path) -> WorkflowHistory:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_saved_history_replays_on_the_current_interpreter(path: Path) -> None:
-    await Replayer(workflows=[CareModelRun], workflow_runner=WORKFLOW_RUNNER).replay_workflow(history(path))
+    replayer = Replayer(workflows=[CareModelRun], workflow_runner=WORKFLOW_RUNNER, data_converter=DATA_CONVERTER)
+    await replayer.replay_workflow(history(path))
 
 
 async def test_an_unguarded_interpreter_change_is_caught() -> None:
     assert len(HISTORIES) >= 3
     with pytest.raises(NondeterminismError):
-        await Replayer(workflows=[ForgetfulRun], workflow_runner=WORKFLOW_RUNNER).replay_workflow(
+        await Replayer(workflows=[ForgetfulRun], workflow_runner=WORKFLOW_RUNNER,
+                          data_converter=DATA_CONVERTER).replay_workflow(
             history(HISTORIES[0]))

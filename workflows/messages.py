@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    JSONTypeConverter,
+)
 
 from engine.lead import LeadState
-from engine.plan import CapPlan, Plan
-from engine.steps import SendingPlan
+from engine.plan import CapPlan, Plan, plan_from_dict, step_from_dict
+from engine.steps import AnyPlanStep, SendingPlan
 
 TASK_QUEUE = "nurture"
+
+
+class _PlanTypes(JSONTypeConverter):
+    """Plans and their steps decode by `kind`, directly: the generic converter would try each type of the step
+    union in turn, which made decoding a 14-step plan 45 times slower (6.4 ms against 0.14 ms)."""
+
+    def to_typed_value(self, hint: type, value: Any) -> Any:
+        if hint is Plan and isinstance(value, dict):
+            return plan_from_dict(value)
+        if hint in (AnyPlanStep, SendingPlan) and isinstance(value, dict):
+            return step_from_dict(value)
+        return JSONTypeConverter.Unhandled
+
+
+class PayloadConverter(CompositePayloadConverter):
+    def __init__(self) -> None:
+        super().__init__(*(JSONPlainPayloadConverter(custom_type_converters=[_PlanTypes()])
+                           if isinstance(c, JSONPlainPayloadConverter) else c
+                           for c in DefaultPayloadConverter.default_encoding_payload_converters))
+
+
+# Every client, worker, test environment and replayer of Nurture's workflows uses this.
+DATA_CONVERTER = dataclasses.replace(DataConverter.default, payload_converter_class=PayloadConverter)
 
 
 def workflow_id(care_model: str, lead_id: str) -> str:

@@ -35,6 +35,7 @@ from store.tables import Rep
 from workflows.care_model_run import CareModelRun
 from workflows.enrolment import enrol
 from workflows.ingest import ingest
+from workflows.messages import DATA_CONVERTER
 from workflows.worker import make_worker
 
 DEFAULT_HORIZON = 400 * 86400
@@ -129,7 +130,7 @@ async def simulate(doc: CareModelDocument, lead: LeadState, script: list[Scripte
             SalesStore(store).put_rep(rep)
         queue = f"simulate-{uuid.uuid4()}"
         async with await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=test_server_path(), runtime=_quiet_runtime()
+            test_server_existing_path=test_server_path(), runtime=_quiet_runtime(), data_converter=DATA_CONVERTER
         ) as env:
             connectors: dict[str, Connector] = {channel: DryRunConnector() for channel in CHANNELS}
             async with make_worker(env.client, store, connectors, dry_run=True, task_queue=queue):
