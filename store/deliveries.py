@@ -18,6 +18,8 @@ class Deliveries:
 
     def add(self, rows: list[DeliveryRow]) -> None:
         """Queues deliveries; a key queued before (retried request, second ingest of a stage change) is kept once."""
+        if not rows:
+            return
         with self.store.session() as s:
             known = set(s.exec(select(col(DeliveryRow.key)).where(col(DeliveryRow.key).in_([r.key for r in rows]))))
             s.add_all(r for r in rows if r.key not in known)
@@ -37,11 +39,6 @@ class Deliveries:
             oldest = func.min(col(DeliveryRow.id))
             return list(s.exec(select(col(DeliveryRow.lead_id)).where(col(DeliveryRow.status) == "pending")
                                .group_by(col(DeliveryRow.lead_id)).order_by(oldest).limit(limit)))
-
-    def count_pending(self) -> int:
-        with self.store.session() as s:
-            pending = col(DeliveryRow.status) == "pending"
-            return s.exec(select(func.count()).select_from(DeliveryRow).where(pending)).one()
 
     def done(self, row_id: int, outcome: str) -> None:
         with self.store.session() as s:

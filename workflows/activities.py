@@ -45,7 +45,7 @@ from workflows.messages import (
 
 # A provider that refused this many attempts (each before anything could be delivered) gets no more: the delivery
 # is recorded as failed, with the provider's last answer, and the lead moves on. With Temporal's back-off capped
-# at five minutes, that is about half an hour of trying.
+# at five minutes, that is about twenty-five minutes of trying.
 GIVE_UP_AFTER = 12
 
 
