@@ -20,6 +20,7 @@ from engine.document import json_schema
 from engine.lead import LeadIn
 from engine.validator import check
 from store.deliveries import Deliveries
+from store.tables import Lead
 from workflows.client import where
 from workflows.ingest import deliver_pending, enrol_row
 
@@ -107,7 +108,7 @@ async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, An
     known = store.get_lead(lead_id)
     if known is None:
         return store.upsert_lead(lead.to_state(), lead.unsubscribed).model_dump(mode="json")
-    given = lead.model_dump(include=lead.model_fields_set - {"id", "unsubscribed"})
+    given = _changed(known, lead.model_dump(include=lead.model_fields_set - {"id", "unsubscribed"}))
     if "unsubscribed" in lead.model_fields_set and lead.unsubscribed != known.unsubscribed:
         if not lead.unsubscribed:
             raise HTTPException(409, f"lead '{lead_id}' has unsubscribed; re-subscribing is an explicit act: "
@@ -116,6 +117,14 @@ async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, An
     if given:
         await send_event(request, lead_id, "lead.updated", given | {"why": "set by PUT /api/leads"})
     return (store.get_lead(lead_id) or known).model_dump(mode="json")
+
+
+def _changed(known: Lead, given: dict[str, Any]) -> dict[str, Any]:
+    """Only what differs from the stored lead: an hourly CRM re-sync of the same values adds nothing to the
+    timeline and tells no run anything."""
+    changed = {k: v for k, v in given.items() if k != "attributes" and getattr(known, k) != v}
+    attributes = {k: v for k, v in (given.get("attributes") or {}).items() if known.attributes.get(k) != v}
+    return changed | ({"attributes": attributes} if attributes else {})
 
 
 @router.post("/leads/{lead_id}/resubscribe")

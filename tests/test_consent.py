@@ -104,6 +104,8 @@ async def test_an_unsubscribe_sticks_through_a_crm_resync_and_a_retried_send(mai
     row = resync.json()
     assert (row["unsubscribed"], row["stage"], row["fit"]) == (True, "prospect", 30)
     assert row["attributes"] == {"company": "Acme", "plan": "enterprise"}
+    updates = [e.data for e in nurture.store.timeline(lead) if e.type == "lead.updated"]
+    assert updates == [{"attributes": {"plan": "enterprise"}, "why": "set by PUT /api/leads"}], "only what changed"
     refused = await put_lead(api, lead, unsubscribed=False)
     assert refused.status_code == 409 and "resubscribe" in refused.json()["detail"]
 
