@@ -31,6 +31,7 @@ class Changes:
     settings: list[str] = field(default_factory=list)  # top-level names and settings fields that changed
     start: tuple[str | None, str | None] | None = None  # the entry's edge, rewired: (was, now)
     raw: list[tuple[str, str]] = field(default_factory=list)  # the YAML diff of both sides, normalised
+    first: bool = False  # nothing before: every step is new, and that is all there is to say
 
     @property
     def none(self) -> bool:
@@ -62,6 +63,9 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> Changes:
                                    and k not in _edge_fields(was[sid]))
             changes.changed.append(change)
     changes.changed.sort(key=lambda c: list(now).index(c.step))
+    if not before:
+        changes.first = True
+        return changes
     if before.get("start") != after.get("start"):
         changes.start = (before.get("start"), after.get("start"))
     top = (before.keys() | after.keys()) - {"steps", "settings", "start"}

@@ -67,6 +67,7 @@ def test_nurture_up_from_the_wheel_serves_a_designer_that_works(installed: Path,
             page.click("text=Publish…")
             page.locator("form button.primary", has_text="Publish").click()
             expect(page.locator("#published")).to_contain_text("Published version 1")
+            expect(page.locator("section.card")).to_contain_text("The first version: 2 steps.")
             ARTIFACTS.mkdir(exist_ok=True)
             shot(page, "wheel-published")
             browser.close()
