@@ -70,6 +70,8 @@ class ConnectorContext:
 
     public_url: str = "http://127.0.0.1:8000"
     store: Any = None
+    # Private networks and hosts an operator lets connectors call (connectors.outbound.Guard).
+    outbound_allow: tuple[str, ...] = ()
 
 
 class ConnectorConfig(BaseModel):

@@ -8,10 +8,11 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.base import ConnectorError, RateLimited
+from connectors.outbound import Guard
 
 
-def bearer_client(base_url: str, token: SecretStr, timeout: float, **headers: str) -> httpx.Client:
-    return httpx.Client(base_url=base_url, timeout=timeout,
+def bearer_client(base_url: str, token: SecretStr, timeout: float, guard: Guard, **headers: str) -> httpx.Client:
+    return guard.client(base_url=base_url, timeout=timeout,
                         headers={"authorization": f"Bearer {token.get_secret_value()}", **headers})
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 
 from connectors.base import BaseConnector, ConnectorConfig, ConnectorError, Message, Receipt
 from connectors.http import bearer_client, call
+from connectors.outbound import Guard
 
 # Nurture's lifecycle stages in HubSpot's `lifecyclestage` property values.
 LIFECYCLE = {"suspect": "subscriber", "prospect": "lead", "mql": "marketingqualifiedlead",
@@ -30,7 +31,8 @@ class HubSpotConnector(BaseConnector):
     config: HubSpotConfig
 
     def _client(self) -> httpx.Client:
-        return bearer_client(self.config.base_url, self.config.access_token, self.config.timeout)
+        return bearer_client(self.config.base_url, self.config.access_token, self.config.timeout,
+                             Guard(self.context.outbound_allow))
 
     def verify(self) -> None:
         with self._client() as client:

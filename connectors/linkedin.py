@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr
 
 from connectors.base import BaseConnector, ConnectorConfig, Message, Receipt
 from connectors.http import bearer_client, call
+from connectors.outbound import Guard
 
 
 class LinkedInConfig(ConnectorConfig):
@@ -25,6 +26,7 @@ class LinkedInConnector(BaseConnector):
 
     def _client(self) -> httpx.Client:
         return bearer_client(self.config.base_url, self.config.access_token, self.config.timeout,
+                             Guard(self.context.outbound_allow),
                              **{"X-Restli-Protocol-Version": "2.0.0", "LinkedIn-Version": self.config.version})
 
     def verify(self) -> None:

@@ -3,6 +3,8 @@ configured per channel in a YAML file (`connectors.yaml` by default)."""
 
 from __future__ import annotations
 
+import os
+import re
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,24 @@ def read_config(path: Path) -> dict[str, dict[str, Any]]:
     unknown = sorted(set(data) - set(CHANNELS))
     if unknown:
         raise ConnectorError(f"{path}: unknown channel(s) {unknown}; channels are {list(CHANNELS)}")
-    return data
+    return {channel: {k: _from_env(v, f"{path}: {channel}.{k}") for k, v in cfg.items()}
+            for channel, cfg in data.items()}
+
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _from_env(value: Any, where: str) -> Any:
+    """`${NAME}` in a string becomes the environment variable's value, so secrets stay out of the file."""
+    if not isinstance(value, str):
+        return value
+
+    def look_up(match: re.Match[str]) -> str:
+        if match.group(1) not in os.environ:
+            raise ConnectorError(f"{where}: the environment variable {match.group(1)} is not set")
+        return os.environ[match.group(1)]
+
+    return _REFERENCE.sub(look_up, value)
 
 
 def build(config: dict[str, dict[str, Any]], context: ConnectorContext, dry_run: bool = False,
@@ -70,6 +89,7 @@ def build(config: dict[str, dict[str, Any]], context: ConnectorContext, dry_run:
 
 def from_settings(settings: Settings, store: Store) -> dict[str, Connector]:
     """The connectors an operator configured (`NURTURE_CONNECTORS_FILE`), one per channel."""
-    context = ConnectorContext(public_url=settings.public_base, store=store)
+    context = ConnectorContext(public_url=settings.public_base, store=store,
+                               outbound_allow=tuple(settings.outbound_allowed))
     return build(read_config(settings.connectors_file), context, dry_run=settings.dry_run,
                  source=str(settings.connectors_file))

@@ -42,7 +42,8 @@ class ConnectorContract:
         return key
 
     def context(self) -> ConnectorContext:
-        return ConnectorContext()
+        """Test doubles run on this machine: loopback is allowed here, as an operator would allow it."""
+        return ConnectorContext(outbound_allow=("127.0.0.0/8", "::1"))
 
     # --- the contract ----------------------------------------------------------------------------------
 

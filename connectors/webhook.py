@@ -20,6 +20,7 @@ from connectors.base import (
     Message,
     Receipt,
 )
+from connectors.outbound import Guard
 
 SIGNATURE_HEADER = "X-Nurture-Signature"
 
@@ -62,7 +63,8 @@ class WebhookConnector(BaseConnector):
         headers = {"content-type": "application/json", "Idempotency-Key": message.key,
                    SIGNATURE_HEADER: signature(self._secret(), body, int(time.time()))}
         try:
-            response = httpx.post(message.to, content=body, headers=headers, timeout=self.config.timeout)
+            with Guard(self.context.outbound_allow).client(timeout=self.config.timeout) as http:
+                response = http.post(message.to, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise ConnectorError(f"webhook {message.to}: {type(exc).__name__}") from None
         if response.status_code >= 300:

@@ -13,9 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from designer.deps import known_events, send_event, settings, temporal, temporal_or_none
+from designer.auth import actor, allow
+from designer.deps import audit, known_events, send_event, settings, temporal, temporal_or_none
 from designer.deps import store as store_of
 from engine.advice import advice
+from engine.changes import compare
 from engine.document import json_schema
 from engine.lead import LeadIn
 from engine.validator import check
@@ -53,12 +55,12 @@ def _accepted(result: Any) -> JSONResponse:
     return JSONResponse(asdict(result), status_code=202 if result.pending else 200)
 
 
-@router.get("/schema")
+@router.get("/schema", dependencies=[allow("care-models:read")])
 def schema() -> dict[str, Any]:
     return json_schema()
 
 
-@router.post("/validate")
+@router.post("/validate", dependencies=[allow("care-models:read")])
 def validate(request: Request, document: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """`problems` block publishing; `warnings` point at what may not do what you mean (they never block)."""
     doc, problems = check(document)
@@ -67,8 +69,11 @@ def validate(request: Request, document: Annotated[dict[str, Any], Body()]) -> d
             "warnings": [w.to_dict() for w in warnings]}
 
 
-@router.post("/care-models", status_code=201)
+@router.post("/care-models", status_code=201, dependencies=[allow("care-models:publish")])
 def publish(request: Request, document: Annotated[dict[str, Any], Body()]) -> Any:
+    if settings(request).publish_approval:
+        raise HTTPException(409, "this installation publishes only approved drafts: save the draft in the designer, "
+                                 "ask to publish, and a publisher approves it")
     doc, problems = check(document)
     if doc is None or problems:
         return JSONResponse({"problems": [p.to_dict() for p in problems]}, status_code=422)
@@ -76,17 +81,20 @@ def publish(request: Request, document: Annotated[dict[str, Any], Body()]) -> An
         row = store_of(request).publish(doc)
     except ValueError as exc:  # graph checks that need the other published models
         return JSONResponse({"problems": [p.to_dict() for p in getattr(exc, "problems", [])]}, status_code=422)
+    before = store_of(request).version(row.care_model, row.version - 1)
+    audit(request).add(actor(request), "care-model.published", f"care-model:{row.care_model}", version=row.version,
+                       diff=[line for _, line in compare(before.document if before else None, row.document).raw])
     return {"care_model": row.care_model, "version": row.version, "hash": row.hash,
             "warnings": [w.to_dict() for w in advice(doc, known_events(request))]}
 
 
-@router.get("/care-models")
+@router.get("/care-models", dependencies=[allow("care-models:read")])
 def list_models(request: Request) -> list[dict[str, Any]]:
     return [{"care_model": r.care_model, "name": r.name, "version": r.version, "hash": r.hash}
             for r in store_of(request).latest_versions()]
 
 
-@router.get("/care-models/{care_model}")
+@router.get("/care-models/{care_model}", dependencies=[allow("care-models:read")])
 def get_model(request: Request, care_model: str) -> dict[str, Any]:
     row = store_of(request).latest(care_model)
     if row is None:
@@ -98,7 +106,7 @@ class ResubscribeIn(BaseModel):
     reason: str = Field(min_length=3, max_length=500, description="why the lead may be emailed again (kept)")
 
 
-@router.put("/leads/{lead_id}")
+@router.put("/leads/{lead_id}", dependencies=[allow("leads:write")])
 async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, Any]:
     """Creates the lead, or changes only the fields the body gives (attributes are merged key by key), so a CRM
     re-sync never undoes an unsubscribe, a stage or scores it did not mention. Changes reach the lead's runs."""
@@ -127,7 +135,7 @@ def _changed(known: Lead, given: dict[str, Any]) -> dict[str, Any]:
     return changed | ({"attributes": attributes} if attributes else {})
 
 
-@router.post("/leads/{lead_id}/resubscribe")
+@router.post("/leads/{lead_id}/resubscribe", dependencies=[allow("leads:write")])
 async def resubscribe(request: Request, lead_id: str, body: ResubscribeIn) -> dict[str, Any]:
     """The one way back after an unsubscribe: recorded on the lead's timeline with its reason."""
     store = store_of(request)
@@ -138,7 +146,7 @@ async def resubscribe(request: Request, lead_id: str, body: ResubscribeIn) -> di
     return (store.get_lead(lead_id) or known).model_dump(mode="json")
 
 
-@router.post("/care-models/{care_model}/enrolments",
+@router.post("/care-models/{care_model}/enrolments", dependencies=[allow("leads:write")],
              responses={202: {"description": "Temporal is out of reach: the enrolment is queued and retried"}})
 async def enrol_lead(request: Request, care_model: str, body: EnrolIn) -> JSONResponse:
     store = store_of(request)
@@ -158,14 +166,14 @@ async def enrol_lead(request: Request, care_model: str, body: EnrolIn) -> JSONRe
     return JSONResponse({"status": status, "workflow_id": row.workflow_id, "reason": reason})
 
 
-@router.post("/events", response_model=Accepted,
+@router.post("/events", response_model=Accepted, dependencies=[allow("events:write")],
              responses={202: {"model": Accepted, "description": "accepted; some deliveries are still pending"},
                         503: {"description": "the database is out of reach: nothing was accepted, retry"}})
 async def post_event(request: Request, event: EventIn) -> JSONResponse:
     return _accepted(await send_event(request, event.lead_id, event.type, event.data, event.id, event.at))
 
 
-@router.get("/leads/{lead_id}/where")
+@router.get("/leads/{lead_id}/where", dependencies=[allow("leads:read")])
 async def lead_where(request: Request, lead_id: str) -> list[dict[str, Any]]:
     client = await temporal(request)
     out = []
@@ -175,7 +183,7 @@ async def lead_where(request: Request, lead_id: str) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/leads/{lead_id}/journey")
+@router.get("/leads/{lead_id}/journey", dependencies=[allow("leads:read")])
 def journey(request: Request, lead_id: str) -> dict[str, Any]:
     store = store_of(request)
     if store.get_lead(lead_id) is None:

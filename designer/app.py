@@ -1,4 +1,5 @@
-"""The web app, assembled: the JSON API under /api (OpenAPI at /docs), pages, tracking, the inbox and /healthz."""
+"""The web app, assembled: the JSON API under /api (OpenAPI at /docs), pages, tracking, the inbox, sign-in,
+administration and /healthz. Every route carries a policy (designer.auth); tests/test_access.py checks that."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from html import escape
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
@@ -16,7 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from designer import api, assets, pages, sales, sales_api, tracking
+from designer import admin, api, assets, pages, privacy, sales, sales_api, signin, tracking
+from designer.auth import SecurityHeaders, allow, public
 from designer.deps import store as store_of
 from designer.deps import temporal
 from designer.templating import TEMPLATES
@@ -35,21 +39,37 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
             app.state.store = Store.open(settings.db_url, settings.auto_migrate)
         yield
 
-    app = FastAPI(title="Nurture", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Nurture", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.state.settings, app.state.store, app.state.client, app.state.connectors = settings, store, client, None
-    for router in (api.router, sales_api.router, tracking.router, sales.router, pages.router):
+    for router in (api.router, sales_api.router, privacy.router, admin.router, signin.router, tracking.router,
+                   sales.router, pages.router):
         app.include_router(router)
     # htmx comes from the npm registry (pinned in package-lock.json), into the wheel or node_modules/.
     app.mount("/static", StaticFiles(directory=str(assets.STATIC_DIR)), name="static")
+    app.mount("/assets", StaticFiles(directory=str(assets.TEMPLATES_DIR / "assets")), name="assets")
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, database_down)  # type: ignore[arg-type]
-    app.add_api_route("/", home, include_in_schema=False)
-    app.add_api_route("/healthz", healthz)
+    app.add_api_route("/", home, include_in_schema=False, dependencies=[allow()])
+    app.add_api_route("/healthz", healthz, dependencies=[public("load balancers and monitors")])
+    app.add_api_route("/openapi.json", lambda: app.openapi(), include_in_schema=False, dependencies=[allow()])
+    app.add_api_route("/docs", docs, include_in_schema=False, dependencies=[allow()])
     return app
 
 
-def home() -> RedirectResponse:
-    return RedirectResponse("/designer")
+def home(request: Request) -> RedirectResponse:
+    return RedirectResponse(signin.home_for(request))
+
+
+def docs() -> HTMLResponse:
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="Nurture API")
+    # Swagger UI loads its script from a CDN and starts it inline: allowed on this page only.
+    cdn = "https://cdn.jsdelivr.net"
+    page.headers["content-security-policy"] = (
+        f"default-src 'self'; script-src 'self' 'unsafe-inline' {cdn}; style-src 'self' 'unsafe-inline' {cdn}; "
+        "img-src 'self' data: https:; frame-ancestors 'none'")
+    return page
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -75,10 +95,17 @@ async def database_down(request: Request, exc: OperationalError) -> Response:
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """JSON for the API; for people, the message in the side panel (htmx) or on a page."""
+    """JSON for the API; for people, the message in the side panel (htmx) or on a page. People who are not
+    signed in go to the sign-in page, and come back after."""
     wants_html = "text/html" in request.headers.get("accept", "") or request.headers.get("hx-request")
     if request.url.path.startswith(("/api/", "/healthz")) or not wants_html:
         return await http_exception_handler(request, exc)
+    if exc.status_code == 401:
+        here = urlsplit(request.headers.get("hx-current-url", "")) if request.headers.get("hx-request") else request.url
+        target = f"/sign-in?next={quote(here.path + (f'?{here.query}' if here.query else ''))}"
+        if request.headers.get("hx-request"):
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
     if request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
         message = escape(str(exc.detail))
         return HTMLResponse(f'<aside id="panel" class="panel"><p class="error">{message}</p></aside>',

@@ -14,6 +14,8 @@ from connectors.base import Connector
 from connectors.registry import from_settings
 from engine.lead import LeadEvent
 from nurture.settings import Settings
+from store.accounts import Accounts
+from store.audit import Audit
 from store.store import Store
 from workflows.ingest import Ingested, ingest
 from workflows.messages import DATA_CONVERTER
@@ -28,6 +30,14 @@ def settings(request: Request) -> Settings:
 
 def store(request: Request) -> Store:
     return request.app.state.store
+
+
+def accounts(request: Request) -> Accounts:
+    return Accounts(store(request))
+
+
+def audit(request: Request) -> Audit:
+    return Audit(store(request))
 
 
 def connectors(request: Request) -> dict[str, Connector]:

@@ -12,9 +12,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from pydantic import ValidationError
 
 from designer.assets import EXAMPLES_DIR
-from designer.deps import known_events, settings, store, temporal_or_none
+from designer.auth import actor, allow, principal
+from designer.deps import audit, known_events, settings, store, temporal_or_none
 from designer.forms import build_form, read_form, summary
 from designer.sales import journey_timeline
+from designer.sales_api import lead_visible
 from designer.templating import TEMPLATES
 from engine import editing, samples
 from engine.advice import advice
@@ -25,12 +27,14 @@ from engine.layout import layout
 from engine.lead import LeadIn
 from engine.steps import MoveStep
 from engine.validator import DocumentError, check, parse_text
-from store.designs import Designs
+from store.designs import Designs, draft_hash
 from store.sales import SalesStore
+from store.tables import PublishRequest
 from workflows.client import migrate_runs
 from workflows.simulate import format_offset, parse_script, simulate
 
 router = APIRouter(include_in_schema=False)
+READ, WRITE, PUBLISH = allow("care-models:read"), allow("care-models:write"), allow("care-models:publish")
 
 
 def _render(request: Request, name: str, context: dict[str, Any], blocks: list[str] | None = None,
@@ -42,6 +46,10 @@ def _render(request: Request, name: str, context: dict[str, Any], blocks: list[s
 
 def _designs(request: Request) -> Designs:
     return Designs(store(request))
+
+
+def _save(request: Request, model: str, doc: dict[str, Any]) -> None:
+    _designs(request).save(model, doc, by=actor(request))
 
 
 def _doc(request: Request, model: str) -> dict[str, Any]:
@@ -126,53 +134,53 @@ def _templates() -> list[dict[str, str]]:
     return out
 
 
-@router.get("/designer", response_class=HTMLResponse)
+@router.get("/designer", response_class=HTMLResponse, dependencies=[READ])
 def index(request: Request, import_problems: list[str] | None = None) -> Response:
     return _render(request, "designer/index.html", {"models": _designs(request).names(), "templates": _templates(),
                                                     "import_problems": import_problems or []},
                    status=422 if import_problems else 200)
 
 
-@router.post("/designer/new")
+@router.post("/designer/new", dependencies=[WRITE])
 def new(request: Request, name: Annotated[str, Form()]) -> RedirectResponse:
     base = editing.slug(name)
     model, n = base, 1
     while _designs(request).draft(model) is not None:
         n += 1
         model = f"{base}-{n}"
-    _designs(request).save(model, editing.blank(model, name.strip() or model))
+    _save(request, model, editing.blank(model, name.strip() or model))
     return RedirectResponse(f"/designer/{model}", status_code=303)
 
 
-@router.post("/designer/templates/{name}")
+@router.post("/designer/templates/{name}", dependencies=[WRITE])
 def from_template(request: Request, name: str) -> RedirectResponse:
     path = EXAMPLES_DIR / f"{name}.yaml"
     if not path.exists() or path.parent != EXAMPLES_DIR:
         raise HTTPException(404, f"no template '{name}'")
     doc = yaml.safe_load(path.read_text())
-    _designs(request).save(doc["id"], doc)
+    _save(request, doc["id"], doc)
     return RedirectResponse(f"/designer/{doc['id']}", status_code=303)
 
 
-@router.post("/designer/import")
+@router.post("/designer/import", dependencies=[WRITE])
 async def import_document(request: Request, file: Annotated[UploadFile, File()]) -> Response:
     data, _, problems = parse_text((await file.read()).decode("utf-8", errors="replace"))
     if problems or not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
         messages = [str(p) for p in problems] or ["the document needs an 'id' (a slug such as 'welcome-nurture')"]
         return index(request, [f"{file.filename}: {m}" for m in messages])
-    _designs(request).save(data["id"], data)
+    _save(request, data["id"], data)
     return RedirectResponse(f"/designer/{data['id']}", status_code=303)
 
 
 # --- the editor ----------------------------------------------------------------------------------------
 
 
-@router.get("/designer/{model}", response_class=HTMLResponse)
+@router.get("/designer/{model}", response_class=HTMLResponse, dependencies=[READ])
 def edit(request: Request, model: str, step: str | None = None) -> Response:
     return _render(request, "designer/editor.html", editor(request, model, selected=step))
 
 
-@router.get("/designer/{model}/numbers", response_class=HTMLResponse)
+@router.get("/designer/{model}/numbers", response_class=HTMLResponse, dependencies=[READ])
 def numbers(request: Request, model: str) -> HTMLResponse:
     spans = "".join(
         f'<span class="nums" id="nums-{step}" hx-swap-oob="true" title="here now · passed · converted">'
@@ -181,7 +189,7 @@ def numbers(request: Request, model: str) -> HTMLResponse:
     return HTMLResponse(spans)
 
 
-@router.get("/designer/{model}/steps/{step_id}", response_class=HTMLResponse)
+@router.get("/designer/{model}/steps/{step_id}", response_class=HTMLResponse, dependencies=[READ])
 def step_form(request: Request, model: str, step_id: str) -> Response:
     context = editor(request, model, selected=step_id)
     if context["form"] is None:
@@ -189,7 +197,7 @@ def step_form(request: Request, model: str, step_id: str) -> Response:
     return _panel_and_canvas(request, context)
 
 
-@router.post("/designer/{model}/steps/{step_id}", response_class=HTMLResponse)
+@router.post("/designer/{model}/steps/{step_id}", response_class=HTMLResponse, dependencies=[WRITE])
 async def save_step(request: Request, model: str, step_id: str) -> Response:
     doc = _doc(request, model)
     step = editing.find(doc, step_id)
@@ -197,7 +205,7 @@ async def save_step(request: Request, model: str, step_id: str) -> Response:
         raise HTTPException(404, f"no step '{step_id}' in '{model}'")
     new_step, yaml_errors = read_form(step, {k: str(v) for k, v in (await request.form()).items()})
     doc = editing.update(doc, step_id, new_step)
-    _designs(request).save(model, doc)  # saved even when invalid: nothing a marketer typed is lost
+    _save(request, model, doc)  # saved even when invalid: nothing a marketer typed is lost
     _, problems = check(doc)
     errors = _field_errors(problems, step_id)
     for name, messages in yaml_errors.items():
@@ -211,44 +219,44 @@ async def save_step(request: Request, model: str, step_id: str) -> Response:
     return _panel_and_canvas(request, context, 422 if errors else 200)
 
 
-@router.post("/designer/{model}/steps/{step_id}/delete", response_class=HTMLResponse)
+@router.post("/designer/{model}/steps/{step_id}/delete", response_class=HTMLResponse, dependencies=[WRITE])
 def delete_step(request: Request, model: str, step_id: str) -> Response:
     try:
         doc = editing.delete(_doc(request, model), step_id)
     except KeyError as exc:
         raise HTTPException(404, str(exc)) from None
-    _designs(request).save(model, doc)
+    _save(request, model, doc)
     return _panel_and_canvas(request, editor(request, model, doc))
 
 
-@router.get("/designer/{model}/insert", response_class=HTMLResponse)
+@router.get("/designer/{model}/insert", response_class=HTMLResponse, dependencies=[WRITE])
 def choose_kind(request: Request, model: str, source: str, field: str) -> Response:
     return _panel_and_canvas(request, editor(request, model, chooser={"source": source, "field": field}))
 
 
-@router.post("/designer/{model}/insert", response_class=HTMLResponse)
+@router.post("/designer/{model}/insert", response_class=HTMLResponse, dependencies=[WRITE])
 def insert_step(request: Request, model: str, source: Annotated[str, Form()], field: Annotated[str, Form()],
                 kind: Annotated[str, Form()]) -> Response:
     try:
         doc, step_id = editing.insert(_doc(request, model), source, field, kind)
     except (KeyError, ValueError) as exc:
         raise HTTPException(422, str(exc)) from None
-    _designs(request).save(model, doc)
+    _save(request, model, doc)
     return _panel_and_canvas(request, editor(request, model, doc, selected=step_id))
 
 
-@router.post("/designer/{model}/steps/{step_id}/move", response_class=HTMLResponse)
+@router.post("/designer/{model}/steps/{step_id}/move", response_class=HTMLResponse, dependencies=[WRITE])
 def move_step(request: Request, model: str, step_id: str, source: Annotated[str, Form()],
               field: Annotated[str, Form()]) -> Response:
     try:
         doc = editing.move(_doc(request, model), step_id, source, field)
     except (KeyError, ValueError) as exc:
         raise HTTPException(422, str(exc)) from None
-    _designs(request).save(model, doc)
+    _save(request, model, doc)
     return _panel_and_canvas(request, editor(request, model, doc, selected=step_id))
 
 
-@router.post("/designer/{model}/settings", response_class=HTMLResponse)
+@router.post("/designer/{model}/settings", response_class=HTMLResponse, dependencies=[WRITE])
 def save_settings(request: Request, model: str, name: Annotated[str, Form()] = "",
                   description: Annotated[str, Form()] = "", settings: Annotated[str, Form()] = "") -> Response:
     doc = dict(_doc(request, model))
@@ -257,14 +265,14 @@ def save_settings(request: Request, model: str, name: Annotated[str, Form()] = "
     except yaml.YAMLError as exc:
         return _panel_and_canvas(request, editor(request, model, doc, settings_errors=[f"settings: {exc}"]), 422)
     doc.update({"name": name.strip() or doc.get("name", model), "description": description, "settings": parsed})
-    _designs(request).save(model, doc)
+    _save(request, model, doc)
     _, problems = check(doc)
     errors = [str(p) for p in problems if (p.field or "").startswith(("settings", "name"))]
     context = editor(request, model, doc, settings_errors=errors, problems=problems)
     return _panel_and_canvas(request, context, 422 if errors else 200)
 
 
-@router.get("/designer/{model}/export")
+@router.get("/designer/{model}/export", dependencies=[READ])
 def export(request: Request, model: str) -> PlainTextResponse:
     text = yaml.safe_dump(_doc(request, model), sort_keys=False, allow_unicode=True)
     return PlainTextResponse(text, media_type="application/yaml",
@@ -274,8 +282,8 @@ def export(request: Request, model: str) -> PlainTextResponse:
 # --- publish, versions, revert -------------------------------------------------------------------------
 
 
-@router.get("/designer/{model}/publish", response_class=HTMLResponse)
-def publish_page(request: Request, model: str) -> Response:
+@router.get("/designer/{model}/publish", response_class=HTMLResponse, dependencies=[READ])
+def publish_page(request: Request, model: str, error: str = "", status: int = 200) -> Response:
     doc = _doc(request, model)
     latest = store(request).latest(model)
     _, problems = check(doc)
@@ -283,36 +291,75 @@ def publish_page(request: Request, model: str) -> Response:
     waiting: dict[str, int] = {}
     for (_, step), count in in_flight:
         waiting[step] = waiting.get(step, 0) + count
+    requests = _designs(request).publish_requests(model)
     return _render(request, "designer/publish.html", {
         "model": model, "doc": doc, "latest": latest, "problems": [str(p) for p in problems],
         "changes": compare(latest.document if latest else None, doc), "waiting": waiting, "in_flight": in_flight,
-        "new_steps": _ids(doc)})
+        "new_steps": _ids(doc), "approval": settings(request).publish_approval, "requests": requests[:10],
+        "asked": _asked(request, model, doc), "error": error,
+        "may_publish": principal(request).may("care-models:publish"),
+        "may_ask": principal(request).may("care-models:write")}, status=status)
 
 
-@router.post("/designer/{model}/publish", response_class=HTMLResponse)
+def _asked(request: Request, model: str, doc: dict[str, Any]) -> PublishRequest | None:
+    """The waiting request for exactly this draft, if someone asked to publish it."""
+    digest = draft_hash(doc)
+    return next((r for r in _designs(request).publish_requests(model) if r.status == "waiting" and r.hash == digest),
+                None)
+
+
+@router.post("/designer/{model}/publish-requests", dependencies=[WRITE])
+def ask_to_publish(request: Request, model: str) -> Response:
+    doc = _doc(request, model)
+    _, problems = check(doc)
+    if problems:
+        return publish_page(request, model, f"fix the {len(problems)} problem(s) before asking", 422)
+    row = _designs(request).ask_to_publish(model, doc, actor(request))
+    audit(request).add(actor(request), "care-model.publish_requested", f"care-model:{model}", request=row.id)
+    return RedirectResponse(f"/designer/{model}/publish", status_code=303)
+
+
+@router.post("/designer/{model}/publish", response_class=HTMLResponse, dependencies=[PUBLISH])
 async def publish(request: Request, model: str) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
     doc = _doc(request, model)
     parsed, problems = check(doc)
     if parsed is None or problems:
         return publish_page(request, model)
+    approved = None
+    if settings(request).publish_approval:
+        approved = _asked(request, model, doc)
+        if approved is None:
+            return publish_page(request, model, "this installation publishes only approved drafts, and nobody has "
+                                                "asked to publish this one (an edit after a request voids it)", 409)
+        if approved.requested_by == actor(request):
+            return publish_page(request, model, "someone other than the person who asked must approve", 409)
+    latest = store(request).latest(model)
     try:
         row = store(request).publish(parsed)
     except DocumentError as exc:
         raise HTTPException(422, str(exc)) from None
-    _designs(request).save(model, row.document)
+    if approved is not None:
+        _designs(request).decide_request(approved.id or 0, "published", actor(request), f"version {row.version}")
+    _save(request, model, row.document)
+    audit(request).add(actor(request), "care-model.published", f"care-model:{model}", version=row.version,
+                       approved_request=approved.id if approved else None, asked_by=approved.requested_by if
+                       approved else None, diff=[line for _, line in compare(latest.document if latest else None,
+                                                                              row.document).raw])
     moved = waiting = 0
     if form.get("mode") == "migrate":
         mapping = {k.removeprefix("map:"): v for k, v in form.items() if k.startswith("map:") and v}
         report = await migrate_runs(await temporal_or_none(request), store(request), row, mapping,
                                     settings(request).task_queue)
         moved, waiting = len(report.signalled), len(report.pending)
+        audit(request).add(actor(request), "care-model.leads_migrated", f"care-model:{model}", version=row.version,
+                           mapping=mapping, moved=moved, waiting=waiting)
     later = f"&waiting={waiting}" if waiting else ""
     return RedirectResponse(f"/designer/{model}/versions?published={row.version}&migrated={moved}{later}",
                             status_code=303)
 
 
-@router.get("/designer/{model}/versions", response_class=HTMLResponse)
+@router.get("/designer/{model}/versions", response_class=HTMLResponse, dependencies=[READ])
 def versions(request: Request, model: str, published: int | None = None, migrated: int = 0,
              waiting: int = 0) -> Response:
     rows = _designs(request).versions(model)
@@ -323,12 +370,13 @@ def versions(request: Request, model: str, published: int | None = None, migrate
                                                        "waiting": waiting})
 
 
-@router.post("/designer/{model}/versions/{number}/revert")
+@router.post("/designer/{model}/versions/{number}/revert", dependencies=[PUBLISH])
 def revert(request: Request, model: str, number: int) -> RedirectResponse:
     row = _designs(request).version(model, number)
     if row is None:
         raise HTTPException(404, f"'{model}' has no version {number}")
-    _designs(request).save(model, row.document)
+    _save(request, model, row.document)
+    audit(request).add(actor(request), "care-model.reverted", f"care-model:{model}", to_version=number)
     return RedirectResponse(f"/designer/{model}", status_code=303)
 
 
@@ -349,7 +397,7 @@ def _sample_lead(doc: dict[str, Any]) -> str:
     return yaml.safe_dump(sample | fits, sort_keys=False, allow_unicode=True)
 
 
-@router.get("/designer/{model}/simulate", response_class=HTMLResponse)
+@router.get("/designer/{model}/simulate", response_class=HTMLResponse, dependencies=[READ])
 def simulate_page(request: Request, model: str) -> Response:
     context = editor(request, model)
     context |= {"lead_yaml": _sample_lead(context["doc"]), "events_yaml": SAMPLE_EVENTS, "result": None,
@@ -357,7 +405,7 @@ def simulate_page(request: Request, model: str) -> Response:
     return _render(request, "designer/simulate.html", context)
 
 
-@router.post("/designer/{model}/simulate", response_class=HTMLResponse)
+@router.post("/designer/{model}/simulate", response_class=HTMLResponse, dependencies=[WRITE])
 async def run_simulation(request: Request, model: str, lead: Annotated[str, Form()],
                          events: Annotated[str, Form()] = "", as_if_enrolled: Annotated[bool, Form()] = False
                          ) -> Response:
@@ -389,21 +437,23 @@ async def run_simulation(request: Request, model: str, lead: Annotated[str, Form
 # --- leads ---------------------------------------------------------------------------------------------
 
 
-@router.get("/leads", response_class=HTMLResponse)
-def leads(request: Request, q: str = "") -> Response:
+@router.get("/leads", response_class=HTMLResponse, dependencies=[allow("leads:read")])
+def leads(request: Request, q: str = "", erased: str = "") -> Response:
     found = _designs(request).search_leads(q) if q.strip() else []
     blocks = ["results"] if request.headers.get("hx-request") and request.headers.get("hx-target") == "results" \
         else None
-    return _render(request, "designer/leads.html", {"q": q, "found": found}, blocks)
+    return _render(request, "designer/leads.html", {"q": q, "found": found, "erased": erased}, blocks)
 
 
-@router.get("/leads/{lead_id}", response_class=HTMLResponse)
+@router.get("/leads/{lead_id}", response_class=HTMLResponse, dependencies=[allow("leads:read", "handovers:own")])
 def lead_page(request: Request, lead_id: str) -> Response:
     db = store(request)
     lead = db.get_lead(lead_id)
+    sales = SalesStore(db)
+    if not lead_visible(request, lead_id):
+        lead = None  # a rep sees only the leads handed to them; others' look the same as no lead at all
     if lead is None:
         raise HTTPException(404, f"no lead '{lead_id}'")
-    sales = SalesStore(db)
     return _render(request, "designer/lead.html", {
         "lead": lead, "timeline": journey_timeline(db, sales, lead_id), "now": time.time(),
         "enrolments": db.enrolments(lead_id=lead_id), "deliveries": db.outbox(lead_id),

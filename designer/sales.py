@@ -1,4 +1,5 @@
-"""The sales inbox: a rep's open handovers with each lead's score and journey, and the accept / reject form."""
+"""The sales inbox: the signed-in rep's open handovers (a manager's: the team's) with each lead's score and
+journey, the accept / reject form, reassignment, and the signed one-time links in rep emails."""
 
 from __future__ import annotations
 
@@ -9,51 +10,75 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from designer.deps import store
-from designer.sales_api import Decision, decide_handover
+from designer.auth import actor, allow, principal, public, sign_in
+from designer.deps import accounts, audit, settings, store
+from designer.sales_api import Decision, decide_handover, manages, may_decide, may_see
 from designer.templating import TEMPLATES
+from engine import links
 from store.sales import SalesStore
 from store.scores import explain
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 
 
-@router.post("/inbox/{key:path}/decision", include_in_schema=False)
+@router.post("/inbox/{key:path}/decision", dependencies=[allow("handovers:own")])
 async def decide_form(request: Request, key: str, decision: Annotated[str, Form()],
-                      reason: Annotated[str, Form()] = "", rep: Annotated[str, Form()] = "") -> Response:
+                      reason: Annotated[str, Form()] = "") -> Response:
+    rep = principal(request).rep_id
     try:
         parsed = Decision.model_validate({"decision": decision, "reason": reason, "rep": rep})
+        handover = SalesStore(store(request)).handover(key)
+        if handover is None:
+            raise HTTPException(404, f"no handover '{key}'")
+        may_decide(request, handover)
         await decide_handover(request, key, parsed)
     except ValidationError as exc:
-        return _inbox(request, rep, error=exc.errors()[0]["msg"])
+        return _inbox(request, error=exc.errors()[0]["msg"])
     except HTTPException as exc:  # shown on the page the rep is looking at, not as bare JSON
-        return _inbox(request, rep, error=str(exc.detail), status=exc.status_code)
-    return RedirectResponse(f"/inbox?rep={rep}&done={parsed.decision}", status_code=303)
+        return _inbox(request, error=str(exc.detail), status=exc.status_code)
+    return RedirectResponse(f"/inbox?done={parsed.decision}", status_code=303)
 
 
-@router.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
-def inbox(request: Request, rep: str = "", done: str = "") -> Response:
-    return _inbox(request, rep, done)
+@router.post("/inbox/{key:path}/reassign", dependencies=[allow("handovers:team")])
+def reassign(request: Request, key: str, rep: Annotated[str, Form()]) -> Response:
+    sales = SalesStore(store(request))
+    handover = sales.handover(key)
+    if handover is None:
+        raise HTTPException(404, f"no handover '{key}'")
+    if not manages(request, handover):
+        return _inbox(request, error=f"handover '{key}' belongs to a team you do not manage", status=403)
+    try:
+        sales.reassign(key, rep, actor(request))
+    except ValueError as exc:
+        return _inbox(request, error=str(exc))
+    audit(request).add(actor(request), "handover.reassigned", f"handover:{key}", was=handover.rep_id, now=rep)
+    return RedirectResponse("/inbox?done=reassign", status_code=303)
 
 
-def _inbox(request: Request, rep: str, done: str = "", error: str = "", status: int = 422) -> Response:
-    db, sales = store(request), SalesStore(store(request))
+@router.get("/inbox", response_class=HTMLResponse, dependencies=[allow("handovers:own")])
+def inbox(request: Request, done: str = "", rep: str = "") -> Response:
+    return _inbox(request, done, rep=rep)
+
+
+def _inbox(request: Request, done: str = "", error: str = "", status: int = 422, rep: str = "") -> Response:
+    db, sales, who = store(request), SalesStore(store(request)), principal(request)
     reps = sales.reps()
-    me = next((r for r in reps if r.id == rep), None)
+    me = next((r for r in reps if r.id == who.rep_id), None)
     items = []
     for handover in db.handovers("open"):
-        if me is not None and handover.rep_id != me.id and not (me.manager and handover.team == me.team):
+        if not may_see(request, handover) or (rep and handover.rep_id != rep):
             continue
         lead = db.get_lead(handover.lead_id)
         if lead is None:
             continue
         items.append({
             "handover": handover, "lead": lead, "score": explain(db, db.snapshot(lead.id), time.time()),
-            "timeline": journey_timeline(db, sales, lead.id)[-25:],
+            "timeline": journey_timeline(db, sales, lead.id)[-25:], "manage": manages(request, handover),
+            "team": [r for r in reps if r.team == handover.team and r.active and r.id != handover.rep_id],
         })
-    return TEMPLATES.TemplateResponse(request, "inbox.html", {"reps": reps, "me": me, "items": items, "done": done,
-                                                              "error": error, "now": time.time()},
-                                      status_code=status if error else 200)
+    return TEMPLATES.TemplateResponse(request, "inbox.html", {
+        "me": me, "items": items, "done": done, "error": error, "now": time.time(), "rep": rep,
+        "reps": reps if who.may("admin") else []}, status_code=status if error else 200)
 
 
 def journey_timeline(db: Any, sales: SalesStore, lead_id: str) -> list[tuple[float, str, str]]:
@@ -64,3 +89,33 @@ def journey_timeline(db: Any, sales: SalesStore, lead_id: str) -> list[tuple[flo
     return sorted(rows, key=lambda r: r[0])
 
 
+# --- the link in a rep's handover email -------------------------------------------------------------------------
+
+
+def _rep_link(request: Request, token: str) -> dict[str, Any]:
+    try:
+        return links.read(settings(request).secret(), "rep", token)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+@router.get("/inbox/link/{token}", response_class=HTMLResponse,
+            dependencies=[public("the signed one-time link in a rep's handover email")])
+def rep_link_page(request: Request, token: str) -> Response:
+    """A button, not a sign-in on GET: mail scanners open links, and would use up a single-use one."""
+    _rep_link(request, token)
+    return TEMPLATES.TemplateResponse(request, "account/continue.html", {"action": f"/inbox/link/{token}"})
+
+
+@router.post("/inbox/link/{token}",
+             dependencies=[public("the signed one-time link in a rep's handover email", same_site_posts=True)])
+def rep_link(request: Request, token: str) -> Response:
+    data = _rep_link(request, token)
+    user = accounts(request).by_rep(str(data.get("r", "")))
+    if user is None:
+        raise HTTPException(403, "there is no Nurture account for this rep yet; ask an admin to add one")
+    if not accounts(request).use_once(data["jti"]):
+        raise HTTPException(400, "this handover link was used already: sign in to open your inbox")
+    response = RedirectResponse("/inbox", status_code=303)
+    sign_in(request, response, user)
+    return response

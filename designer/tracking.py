@@ -9,11 +9,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from designer.auth import public
 from designer.deps import send_event, settings
 from designer.templating import TEMPLATES
 from engine.tracking import unsign
 
 router = APIRouter(include_in_schema=False)
+PUBLIC = public("links in emails to leads, each signed for one lead and message")
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 
 
@@ -24,27 +26,27 @@ def _read(request: Request, token: str) -> dict[str, Any]:
         raise HTTPException(400, str(exc)) from None
 
 
-@router.get("/t/c/{token}")
+@router.get("/t/c/{token}", dependencies=[PUBLIC])
 async def click(request: Request, token: str) -> RedirectResponse:
     data = _read(request, token)
     await send_event(request, data["l"], "email.clicked", {"message": data["k"], "url": data["u"]})
     return RedirectResponse(data["u"], status_code=302)
 
 
-@router.get("/t/o/{token}")
+@router.get("/t/o/{token}", dependencies=[PUBLIC])
 async def opened(request: Request, token: str) -> Response:
     data = _read(request, token)
     await send_event(request, data["l"], "email.opened", {"message": data["k"]}, event_id=f"open:{data['k']}")
     return Response(PIXEL, media_type="image/gif", headers={"cache-control": "no-store"})
 
 
-@router.get("/u/{token}", response_class=HTMLResponse)
+@router.get("/u/{token}", response_class=HTMLResponse, dependencies=[PUBLIC])
 def unsubscribe_page(request: Request, token: str) -> Response:
     _read(request, token)  # link scanners may GET this; only the button (a POST) unsubscribes
     return TEMPLATES.TemplateResponse(request, "unsubscribe.html", {"token": token, "done": False})
 
 
-@router.post("/u/{token}", response_class=HTMLResponse)
+@router.post("/u/{token}", response_class=HTMLResponse, dependencies=[PUBLIC])
 async def unsubscribe(request: Request, token: str) -> Response:
     data = _read(request, token)
     # A fresh id each time: after a recorded re-subscribe, this link must unsubscribe again.

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from designer.assets import AssetsMissing
+from engine.access import ROLES, SCOPES
 from engine.document import json_schema
 from engine.validator import DocumentError, Problem
 from nurture.files import InputError, load_document, read_document, read_events, read_lead, read_reps
@@ -44,6 +45,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply the app database's schema changes (once, before new code serves)")
     p = sub.add_parser("connectors", help="installed connectors and the channels configured for them")
     p.add_argument("action", choices=["list", "verify"], help="list: what is installed; verify: check the config")
+    p = sub.add_parser("users", help="people who sign in: add (prints an invitation link), list, reset")
+    users = p.add_subparsers(dest="action", required=True)
+    p = users.add_parser("add", help="add a user and print a one-time link to choose a password")
+    p.add_argument("email")
+    p.add_argument("--role", required=True, choices=list(ROLES))
+    p.add_argument("--name", default="")
+    p.add_argument("--rep-id", default="", help="sales roles: the rep id whose handovers are theirs")
+    users.add_parser("list", help="every user, role and state")
+    p = users.add_parser("reset", help="print a one-time password reset link for a user")
+    p.add_argument("email")
+    p = sub.add_parser("tokens", help="API tokens for integrations: add (prints it once), list, revoke")
+    tokens = p.add_subparsers(dest="action", required=True)
+    p = tokens.add_parser("add", help="create a token with the given scopes")
+    p.add_argument("name")
+    p.add_argument("--scope", action="append", required=True, choices=SCOPES, metavar="SCOPE",
+                   help=f"repeatable; one of {', '.join(SCOPES)}")
+    tokens.add_parser("list", help="every token, its scopes and when it was last used")
+    p = tokens.add_parser("revoke", help="stop a token working at once")
+    p.add_argument("id", help="the token id (nrt_<id>_...)")
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
@@ -240,9 +260,78 @@ def _connectors(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _operator() -> str:
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'operator'}"
+
+
+def _users(args: argparse.Namespace) -> int:
+    from designer.signin import password_link
+    from store.accounts import Accounts
+    from store.audit import Audit
+    from store.store import Store
+
+    settings = Settings()
+    store = Store.open(settings.db_url, settings.auto_migrate)
+    people = Accounts(store)
+    if args.action == "list":
+        print(f"{'email':<32} {'role':<14} {'rep':<10} state")
+        for u in people.users():
+            state = ("active" if u.active else "deactivated") + ("" if u.password_hash else ", no password yet")
+            print(f"{u.email:<32} {u.role:<14} {u.rep_id or '-':<10} {state}")
+        return 0
+    if args.action == "add":
+        try:
+            user = people.add_user(args.email, args.role, args.name, rep_id=args.rep_id)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        Audit(store).add(_operator(), "user.created", f"user:{user.email}", role=user.role, rep_id=user.rep_id)
+        print(f"added {user.email} as {user.role}. Send them this link to choose a password (once, within 7 days):")
+        print(password_link(settings, user, "invite"))
+        return 0
+    found = people.by_email(args.email)
+    if found is None:
+        raise InputError(f"no user '{args.email}'")
+    Audit(store).add(_operator(), "password.reset_link", f"user:{found.email}")
+    print(f"A one-time password reset link for {found.email} (valid for an hour):")
+    print(password_link(settings, found))
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from store.accounts import Accounts
+    from store.audit import Audit
+    from store.store import Store
+
+    settings = Settings()
+    store = Store.open(settings.db_url, settings.auto_migrate)
+    people = Accounts(store)
+    if args.action == "list":
+        print(f"{'id':<10} {'name':<24} {'last used':<17} {'state':<8} scopes")
+        for t in people.tokens():
+            used = datetime.fromtimestamp(t.last_used_at).strftime("%Y-%m-%d %H:%M") if t.last_used_at else "never"
+            print(f"{t.id:<10} {t.name:<24} {used:<17} {'revoked' if t.revoked_at else 'live':<8} {','.join(t.scopes)}")
+        return 0
+    if args.action == "revoke":
+        try:
+            row = people.revoke(args.id.removeprefix("nrt_").split("_")[0])
+        except KeyError as exc:
+            raise InputError(str(exc).strip("'")) from None
+        Audit(store).add(_operator(), "token.revoked", f"token:{row.id}", name=row.name)
+        print(f"revoked {row.id} ({row.name})")
+        return 0
+    try:
+        plain, row = people.add_token(args.name, args.scope, _operator())
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    Audit(store).add(_operator(), "token.created", f"token:{row.id}", name=row.name, scopes=row.scopes)
+    print(f"# token '{row.name}' ({', '.join(row.scopes)}); shown this once, stored only as a hash:", file=sys.stderr)
+    print(plain)
+    return 0
+
+
 _COMMANDS = {"up": _up, "worker": _worker, "web": _web, "validate": _validate, "simulate": _simulate,
              "publish": _publish, "schema": _schema, "migrate": _migrate,
-             "connectors": _connectors}
+             "connectors": _connectors, "users": _users, "tokens": _tokens}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -109,8 +109,18 @@ async def run_web(settings: Settings) -> None:
     from designer.app import create_app
 
     store = Store.open(settings.db_url, settings.auto_migrate)  # refuses here, in words, before serving anything
+    announce_first_run(settings, store)
     config = uvicorn.Config(create_app(settings, store), host=settings.web_host, port=settings.web_port)
     await uvicorn.Server(config).serve()
+
+
+def announce_first_run(settings: Settings, store: Store) -> None:
+    from designer.signin import first_run_link
+
+    link = first_run_link(settings, store)
+    if link:
+        print(f"No one can sign in yet. Open this link to create the first admin (it works once, for 24 hours):\n"
+              f"    {link}", flush=True)
 
 
 async def up(settings: Settings) -> None:
@@ -137,6 +147,7 @@ async def up(settings: Settings) -> None:
               f"(Temporal {settings.temporal_target}"
               + (f", UI http://127.0.0.1:{settings.temporal_ui_port})" if settings.embedded_temporal else ")"),
               flush=True)
+        announce_first_run(settings, store)
         done, _ = await asyncio.wait({*parts, serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         web.should_exit = True
         stopping.cancel()

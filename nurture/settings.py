@@ -30,6 +30,17 @@ class Settings(BaseSettings):
     event_types: str = ""
     # One box: every process brings the schema up to date. Many processes: run `nurture migrate` once instead.
     auto_migrate: bool = True
+    # A marketer asks, a publisher approves that exact draft (someone other than who asked), then it is live.
+    publish_approval: bool = False
+    # Private or loopback addresses webhooks and connectors may still call: "10.1.2.0/24,crm.internal"
+    outbound_allow: str = ""
+    # Single sign-on with OpenID Connect: set the issuer (its /.well-known/openid-configuration) and the client.
+    oidc_issuer: str | None = None
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_label: str = "single sign-on"
+    # The role a person gets on a first sign-in through SSO; empty: only people added as users may sign in.
+    oidc_default_role: str = ""
 
     @cached_property
     def db_url(self) -> str:
@@ -50,6 +61,14 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    @property
+    def outbound_allowed(self) -> list[str]:
+        return [entry.strip() for entry in self.outbound_allow.split(",") if entry.strip()]
+
+    @property
+    def https(self) -> bool:
+        return self.public_base.startswith("https://")
 
     @property
     def declared_events(self) -> set[str]:

@@ -74,10 +74,15 @@ def _v5_outbox_audience_and_failures(engine: Engine) -> None:
     _add_column(engine, "outbox", "failures", "INTEGER NOT NULL DEFAULT 0")
 
 
+def _v6_accounts_audit_privacy(engine: Engine) -> None:
+    _create(engine, tables.User, tables.AuthSession, tables.ApiToken, tables.AuditRow, tables.UsedLink,
+            tables.SignInFailure, tables.Suppression, tables.PublishRequest)
+
+
 # Append only: each entry runs once per database, in order, and is never edited after release. Version 1
 # creates tables from the models of its day, so later steps add what is missing rather than assume.
 MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts, _v4_deliveries,
-                                               _v5_outbox_audience_and_failures]
+                                               _v5_outbox_audience_and_failures, _v6_accounts_audit_privacy]
 
 
 class SchemaBehind(RuntimeError):

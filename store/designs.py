@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from collections import Counter, defaultdict
 from typing import Any
 
 from sqlmodel import col, func, select
 
 from store.store import Store
-from store.tables import CareModelVersion, Draft, Enrolment, JourneyRow, Lead, utcnow
+from store.tables import CareModelVersion, Draft, Enrolment, JourneyRow, Lead, PublishRequest, utcnow
+
+
+def draft_hash(document: dict[str, Any]) -> str:
+    """The draft exactly as written: any edit, even one that changes no meaning, gives another hash."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Designs:
@@ -23,11 +31,46 @@ class Designs:
         latest = self.store.latest(care_model)
         return latest.document if latest else None
 
-    def save(self, care_model: str, document: dict[str, Any]) -> None:
+    def save(self, care_model: str, document: dict[str, Any], by: str = "") -> None:
+        """Saves the draft; a request to publish an earlier draft is voided, so no one approves what they did not
+        see."""
+        digest = draft_hash(document)
         with self.store.session() as s:
             row = s.get(Draft, care_model) or Draft(care_model=care_model, document=document)
             row.document, row.updated_at = document, utcnow()
             s.add(row)
+            for waiting in s.exec(select(PublishRequest).where(col(PublishRequest.care_model) == care_model,
+                                                               col(PublishRequest.status) == "waiting")):
+                if waiting.hash != digest:
+                    waiting.status, waiting.decided_at = "voided", time.time()
+                    waiting.note = f"the draft was edited{' by ' + by if by else ''} after the request"
+                    s.add(waiting)
+
+    def ask_to_publish(self, care_model: str, document: dict[str, Any], by: str) -> PublishRequest:
+        digest = draft_hash(document)
+        with self.store.session() as s:
+            for old in s.exec(select(PublishRequest).where(col(PublishRequest.care_model) == care_model,
+                                                           col(PublishRequest.status) == "waiting")):
+                if old.hash == digest:
+                    return old
+            row = PublishRequest(care_model=care_model, hash=digest, document=document, requested_by=by,
+                                 requested_at=time.time())
+            s.add(row)
+        return row
+
+    def publish_requests(self, care_model: str) -> list[PublishRequest]:
+        with self.store.session() as s:
+            return list(s.exec(select(PublishRequest).where(col(PublishRequest.care_model) == care_model)
+                               .order_by(col(PublishRequest.requested_at).desc())))
+
+    def decide_request(self, request_id: int, status: str, by: str, note: str = "") -> PublishRequest:
+        with self.store.session() as s:
+            row = s.get(PublishRequest, request_id)
+            if row is None or row.status != "waiting":
+                raise ValueError(f"request {request_id} is {row.status if row else 'unknown'}, not waiting")
+            row.status, row.decided_by, row.decided_at, row.note = status, by, time.time(), note
+            s.add(row)
+            return row
 
     def discard(self, care_model: str) -> None:
         with self.store.session() as s:

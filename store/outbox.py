@@ -13,8 +13,8 @@ from sqlmodel import Session, col, select
 
 from engine.durations import format_duration
 from engine.plan import CapPlan
-from store.store import Store
-from store.tables import Lead, OutboxRow
+from store.store import Store, suppression_key
+from store.tables import Lead, OutboxRow, Suppression
 
 # Channels that reach the lead themselves: consent and frequency caps apply to these.
 CONSENTED_CHANNELS = frozenset({"email", "social"})
@@ -96,9 +96,13 @@ def refusal(s: Session, row: OutboxRow, lead: Lead | None, rules: SendRules) -> 
     """Why this message may not go to the lead now (empty when it may), and for the cap, when it next would."""
     if row.channel not in CONSENTED_CHANNELS:
         return "", 0
-    if lead is not None and lead.unsubscribed:
+    if lead is None:
+        return "the lead no longer exists (erased on request)", 0
+    if lead.email and s.get(Suppression, suppression_key("email", lead.email)) is not None:
+        return "the address belongs to an erased lead", 0
+    if lead.unsubscribed:
         return "lead has unsubscribed", 0
-    if lead is not None and lead.bounced and row.channel == "email":
+    if lead.bounced and row.channel == "email":
         return "email address bounced", 0
     cap = rules.frequency_cap
     if cap and row.channel in cap.channels:

@@ -57,6 +57,27 @@ class SalesStore:
             s.merge(rep)
         return rep
 
+    def handovers_of(self, lead_id: str) -> list[Handover]:
+        with self.store.session() as s:
+            return list(s.exec(select(Handover).where(col(Handover.lead_id) == lead_id)))
+
+    def teams_of(self, rep_id: str) -> set[str]:
+        """The teams this rep manages."""
+        with self.store.session() as s:
+            return set(s.exec(select(Rep.team).where(col(Rep.id) == rep_id, col(Rep.manager).is_(True))))
+
+    def reassign(self, key: str, rep_id: str, by: str) -> Handover:
+        """Gives an open handover to another rep of its team."""
+        with self.store.session() as s:
+            handover, rep = s.get(Handover, key), s.get(Rep, rep_id)
+            if handover is None or handover.status != "open":
+                raise ValueError(f"handover '{key}' is not open")
+            if rep is None or rep.team != handover.team or not rep.active:
+                raise ValueError(f"'{rep_id}' is not an active rep of team '{handover.team}'")
+            handover.rep_id, handover.routed_by = rep_id, f"reassigned by {by}"
+            s.add(handover)
+            return handover
+
     def reps(self, team: str | None = None) -> list[Rep]:
         query = select(Rep) if team is None else select(Rep).where(col(Rep.team) == team)
         with self.store.session() as s:

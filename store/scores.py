@@ -24,8 +24,9 @@ def current_model(store: Store) -> tuple[int, ScoringModel] | None:
     return (row.version, ScoringModel.model_validate(row.document)) if row else None
 
 
-def rescore(store: Store, lead: LeadState, now: float) -> Rescored | None:
-    """None when no scoring model is published: scores then stay as integrators set them."""
+def rescore(store: Store, lead: LeadState, now: float, thresholds: bool = True) -> Rescored | None:
+    """None when no scoring model is published: scores then stay as integrators set them. `thresholds` False:
+    scores move, stages do not."""
     published = current_model(store)
     if published is None:
         return None
@@ -41,7 +42,7 @@ def rescore(store: Store, lead: LeadState, now: float) -> Rescored | None:
             s.add(row)
     lead.fit, lead.engagement = card.fit, card.engagement
     result = Rescored(card, changed)
-    for threshold, why in reached(model, lead, now):
+    for threshold, why in reached(model, lead, now) if thresholds else []:
         if stage_rank(threshold.stage) <= stage_rank(lead.stage):
             continue
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,13 @@ from store.tables import (
     OutboxRow,
     ScoreChangeRow,
     StageChange,
+    Suppression,
 )
+
+
+def suppression_key(kind: str, value: str) -> str:
+    """How an erased lead's address or id is remembered: a hash, never the value."""
+    return hashlib.sha256(f"{kind}:{value.strip().lower()}".encode()).hexdigest()
 
 
 class Store:
@@ -105,6 +112,8 @@ class Store:
             row.fit, row.engagement, row.attributes = lead.fit, lead.engagement, dict(lead.attributes)
             if unsubscribed is not None:
                 row.unsubscribed = unsubscribed
+            if lead.email and s.get(Suppression, suppression_key("email", lead.email)) is not None:
+                row.unsubscribed = True  # an erased lead's address, imported again: never emailed
             s.add(row)
         return row
 
@@ -119,6 +128,8 @@ class Store:
         with self.session() as s:
             if s.get(EventRow, event.id) is not None:
                 return False
+            if s.get(Suppression, suppression_key("lead", lead_id)) is not None:
+                return False  # about an erased lead (a click on an old email, say): nothing is kept
             s.add(EventRow(id=event.id, lead_id=lead_id, type=event.type, at=event.at, data=event.data))
             s.add_all(deliveries)
             lead = s.get(Lead, lead_id)

@@ -213,3 +213,93 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True)
     holder: str
     expires_at: float
+
+
+class User(SQLModel, table=True):
+    """A person who signs in. No password hash: invited and not yet set, or signing in through single sign-on."""
+
+    __tablename__ = "users"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)  # kept lower-case
+    name: str = ""
+    role: str
+    password_hash: str = ""
+    rep_id: str = ""  # sales roles: the rep whose handovers are theirs
+    active: bool = True
+    created_at: float
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a signed random id; only its hash is kept here."""
+
+    __tablename__ = "auth_sessions"
+    id: str = Field(primary_key=True)
+    user_id: int = Field(index=True)
+    csrf: str
+    created_at: float
+    expires_at: float
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+    id: str = Field(primary_key=True)  # the public part, shown in lists: nrt_<id>_...
+    name: str
+    hash: str  # SHA-256 of the whole token: tokens are long and random, so a slow hash adds nothing
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: str
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only: who did what to which object, and when. Nothing updates or deletes these rows."""
+
+    __tablename__ = "audit"
+    id: int | None = Field(default=None, primary_key=True)
+    at: float = Field(index=True)
+    actor: str = Field(index=True)
+    action: str
+    object: str = Field(index=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class UsedLink(SQLModel, table=True):
+    """A single-use link that has been used."""
+
+    __tablename__ = "used_links"
+    jti: str = Field(primary_key=True)
+    used_at: float
+
+
+class SignInFailure(SQLModel, table=True):
+    __tablename__ = "sign_in_failures"
+    key: str = Field(primary_key=True)  # "email:..." or "ip:..."
+    failures: int = 0
+    last_at: float = 0
+    locked_until: float = 0
+
+
+class Suppression(SQLModel, table=True):
+    """An erased lead: only hashes of its address and id, so re-importing either never emails it again."""
+
+    __tablename__ = "suppressions"
+    hash: str = Field(primary_key=True)
+    kind: str  # email | lead
+    at: float
+
+
+class PublishRequest(SQLModel, table=True):
+    """A marketer's request to publish one exact draft; an edit to the draft after it voids the request."""
+
+    __tablename__ = "publish_requests"
+    id: int | None = Field(default=None, primary_key=True)
+    care_model: str = Field(index=True)
+    hash: str
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    requested_by: str
+    requested_at: float
+    status: str = "waiting"  # waiting | published | voided | declined
+    decided_by: str = ""
+    decided_at: float | None = None
+    note: str = ""

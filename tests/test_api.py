@@ -12,6 +12,7 @@ import yaml
 
 from designer.app import create_app
 from nurture.settings import Settings
+from tests.accounts import sign_in
 from tests.conftest import Harness
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -22,6 +23,7 @@ async def api(nurture: Harness, tmp_path: Path) -> AsyncIterator[httpx.AsyncClie
     settings = Settings(data_dir=tmp_path, task_queue=nurture.queue)
     app = create_app(settings, store=nurture.store, client=nurture.env.client)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nurture") as client:
+        await sign_in(client, nurture.store)
         yield client
 
 

@@ -23,6 +23,7 @@ from engine.lead import LeadState
 from nurture.settings import Settings
 from store.sales import SalesStore
 from store.tables import Rep
+from tests.accounts import sign_in
 from tests.conftest import PUBLIC_URL, SECRET, Harness, harness_with
 from tests.fakes.smtp import Mailbox, smtp_server
 from tests.test_sales import until
@@ -71,6 +72,7 @@ async def mail(env: Any, store: Any) -> AsyncIterator[tuple[Harness, httpx.Async
             settings = Settings(task_queue=nurture.queue, public_url=PUBLIC_URL, secret_key=SECRET.decode())
             app = create_app(settings, store=store, client=env.client)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as api:
+                await sign_in(api, store)
                 yield nurture, api, mailbox, flaky
 
 

@@ -24,7 +24,7 @@ from temporalio.client import Client
 from nurture.services import temporal_cli
 from store.deliveries import Deliveries
 from store.store import Store
-from tests.test_up import Nurture, free_port, wait_for
+from tests.test_up import Nurture, auth, free_port, wait_for
 
 LISTEN = {"id": "listen", "name": "Listen", "start": "hello", "steps": [
     {"id": "hello", "kind": "email", "subject": "Hello", "body": "Hi", "next": "month"},
@@ -97,7 +97,7 @@ def post_until_accepted(url: str, body: dict[str, Any]) -> httpx.Response:
     """An integrator's client: retries until the event is accepted (2xx), as the API asks."""
     for _ in range(600):
         try:
-            response = httpx.post(f"{url}/api/events", json=body, timeout=10)
+            response = httpx.post(f"{url}/api/events", json=body, timeout=10, headers=auth(url))
             if response.is_success:
                 return response
         except httpx.HTTPError:
@@ -108,11 +108,13 @@ def post_until_accepted(url: str, body: dict[str, Any]) -> httpx.Response:
 
 def setup(url: str, leads: dict[str, list[dict[str, Any]]]) -> None:
     for model in (LISTEN, ALSO, ON_SIGNUP):
-        assert httpx.post(f"{url}/api/care-models", json=model).status_code == 201
+        assert httpx.post(f"{url}/api/care-models", json=model, headers=auth(url)).status_code == 201
     for lead, models in leads.items():
-        assert httpx.put(f"{url}/api/leads/{lead}", json={"id": lead, "email": f"{lead}@example.com"}).is_success
+        assert httpx.put(f"{url}/api/leads/{lead}",
+                json={"id": lead, "email": f"{lead}@example.com"}, headers=auth(url)).is_success
         for model in models:
-            started = httpx.post(f"{url}/api/care-models/{model['id']}/enrolments", json={"lead_id": lead})
+            started = httpx.post(f"{url}/api/care-models/{model['id']}/enrolments",
+                    json={"lead_id": lead}, headers=auth(url))
             assert started.json()["status"] == "started"
 
 
@@ -128,16 +130,17 @@ def test_events_accepted_while_temporal_is_down_reach_their_runs_once_it_is_back
         for n in range(100):
             lead = "ada" if n % 2 else "bob"
             response = httpx.post(f"{url}/api/events", json={"id": f"click-{n}", "lead_id": lead,
-                                                              "type": "email.clicked"}, timeout=30)
+                                                              "type": "email.clicked"}, timeout=30, headers=auth(url))
             answers[response.status_code] += 1
             if response.status_code == 202:
                 assert response.json()["pending"], "a 202 names what is still pending"
                 sent[lead].append(f"click-{n}")
         assert set(answers) <= {202, 503} and answers[202] > 0, f"never a false 200: {answers}"
-        signup = httpx.post(f"{url}/api/events", json={"id": "signup-1", "lead_id": "cy", "type": "form.submitted"})
+        signup = httpx.post(f"{url}/api/events",
+                json={"id": "signup-1", "lead_id": "cy", "type": "form.submitted"}, headers=auth(url))
         assert signup.status_code == 202
-        httpx.put(f"{url}/api/leads/eve", json={"id": "eve", "email": "eve@example.com"})
-        enrolling = httpx.post(f"{url}/api/care-models/listen/enrolments", json={"lead_id": "eve"})
+        httpx.put(f"{url}/api/leads/eve", json={"id": "eve", "email": "eve@example.com"}, headers=auth(url))
+        enrolling = httpx.post(f"{url}/api/care-models/listen/enrolments", json={"lead_id": "eve"}, headers=auth(url))
         assert (enrolling.status_code, enrolling.json()["status"]) == (202, "pending")
 
         temporal.start()
@@ -155,8 +158,8 @@ def test_events_accepted_while_temporal_is_down_reach_their_runs_once_it_is_back
         assert httpx.get(f"{url}/healthz").status_code == 200
         for lead, model in (("cy", "on-signup"), ("eve", "listen")):
             def waits(lead: str = lead) -> list[tuple[str, str]]:
-                return [(w["care_model"], w["step"]) for w in httpx.get(f"{url}/api/leads/{lead}/where").json()
-                        if w["step"] == "month"]
+                found = httpx.get(f"{url}/api/leads/{lead}/where", headers=auth(url)).json()
+                return [(w["care_model"], w["step"]) for w in found if w["step"] == "month"]
             assert wait_for(waits) == [(model, "month")], "started once Temporal was back"
     finally:
         nurture_on.stop(proc)

@@ -19,6 +19,7 @@ from engine.layout import layout
 from engine.validator import check
 from nurture.settings import Settings
 from store.designs import Designs
+from tests.accounts import sign_in
 from tests.conftest import Harness
 from workflows.care_model_run import CareModelRun
 
@@ -58,6 +59,7 @@ async def designer(nurture: Harness, tmp_path: Any) -> AsyncIterator[httpx.Async
     app = create_app(Settings(data_dir=tmp_path, task_queue=nurture.queue), store=nurture.store,
                      client=nurture.env.client)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nurture") as client:
+        await sign_in(client, nurture.store)
         yield client
 
 

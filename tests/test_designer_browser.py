@@ -16,6 +16,7 @@ from designer.assets import EXAMPLES_DIR
 from engine.validator import load_or_raise
 from nurture.settings import Settings
 from store.store import Store
+from tests.accounts import sign_in_browser
 from tests.fakes.serve import serving
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -24,18 +25,24 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[str]:
-    store = Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
-    with serving(create_app(Settings(data_dir=tmp_path), store=store)) as url:
+def site_store(tmp_path: Path) -> Store:
+    return Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
+
+
+@pytest.fixture
+def site(site_store: Store, tmp_path: Path) -> Iterator[str]:
+    with serving(create_app(Settings(data_dir=tmp_path), store=site_store)) as url:
         yield url
 
 
 @pytest.fixture
-def page(site: str) -> Iterator[Page]:
+def page(site: str, site_store: Store) -> Iterator[Page]:
+    """A signed-in marketer's browser (an admin: the designer tests publish too)."""
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         tab = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=site)
+        sign_in_browser(tab, site_store)
         yield tab
         browser.close()
 
@@ -134,20 +141,21 @@ def test_build_publish_and_simulate_a_care_model_in_the_browser(page: Page) -> N
 
 
 @pytest.fixture
-def published_site(tmp_path: Path) -> Iterator[str]:
+def published_site(site_store: Store, tmp_path: Path) -> Iterator[str]:
     """A fresh install with every example published, as a new user finds it after `nurture publish examples/*`."""
-    store = Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
     for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
-        store.publish(load_or_raise(path.read_text()))
-    with serving(create_app(Settings(data_dir=tmp_path), store=store)) as url:
+        site_store.publish(load_or_raise(path.read_text()))
+    with serving(create_app(Settings(data_dir=tmp_path), store=site_store)) as url:
         yield url
 
 
 @pytest.fixture
-def tab(published_site: str) -> Iterator[Page]:
+def tab(published_site: str, site_store: Store) -> Iterator[Page]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport={"width": 1280, "height": 800}, base_url=published_site)
+        tab = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=published_site)
+        sign_in_browser(tab, site_store)
+        yield tab
         browser.close()
 
 

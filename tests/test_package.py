@@ -45,6 +45,7 @@ def test_the_wheel_carries_templates_htmx_and_examples(tmp_path: Path) -> None:
     names = zipfile.ZipFile(build_wheel(tmp_path)).namelist()
     assert "designer/static/htmx.min.js" in names
     assert "designer/templates/designer/editor.html" in names
+    assert "designer/templates/assets/nurture.js" in names, "our own script: the pages allow no inline one"
     assert "designer/examples/executive-nurture.yaml" in names
     assert not [n for n in names if n.startswith(("tests/", "node_modules/"))]
 
@@ -58,6 +59,12 @@ def test_nurture_up_from_the_wheel_serves_a_designer_that_works(installed: Path,
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=nurture.url)
+            # The first run: the link `nurture up` printed creates the first admin, who lands in the designer.
+            page.goto(nurture.first_run_link())
+            page.fill("#email", "owner@acme.test")
+            page.fill("#password", "a long enough password")
+            page.click("text=Create the admin")
+            expect(page.locator("nav.top .me")).to_contain_text("owner@acme.test · admin")
             page.goto("/designer")
             page.fill('input[name="name"]', "From the wheel")
             page.click("text=Create")

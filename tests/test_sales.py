@@ -23,6 +23,7 @@ from connectors.smtp import SmtpConnector
 from designer.app import create_app
 from nurture.settings import Settings
 from store.sales import SalesStore
+from tests.accounts import PASSWORD, csrf_of, make_user, sign_in
 from tests.conftest import PUBLIC_URL, SECRET, Harness, harness_with
 from tests.fakes.smtp import Mailbox, smtp_server
 from tests.test_connectors import dsn
@@ -70,7 +71,9 @@ async def world(env: Any, store: Any) -> AsyncIterator[tuple[Harness, httpx.Asyn
             settings = Settings(task_queue=nurture.queue, public_url=PUBLIC_URL, secret_key=SECRET.decode())
             app = create_app(settings, store=store, client=env.client)
             app.state.connectors = {"email": email}
+            nurture.app = app  # type: ignore[attr-defined]  # for a second browser: another person signed in
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as api:
+                await sign_in(api, store)
                 yield nurture, api, mailbox
 
 
@@ -124,22 +127,42 @@ async def test_clicks_raise_the_score_to_a_handover_the_rep_rejects_back_to_nurt
     nurture_run = nurture.env.client.get_workflow_handle_for(CareModelRun.run, f"nurture/nurture-track/{ada}")
     assert (await nurture.finish(nurture_run)).outcome == "exited:handed to sales"
     [notice] = await until(lambda: mailbox.to("ana@acme.test"))
-    assert notice["Subject"] == f"New lead for you: {ada}" and "/inbox?rep=ana" in html_of(notice)
+    assert notice["Subject"] == f"New lead for you: {ada}"
+    link = re.search(r'href="http://nurture\.test(/inbox/link/[^"]+)"', html_of(notice)).group(1)
     [task] = SalesStore(nurture.store).tasks(ada)
     assert task.owner == "ana" and "accept or reject by" in task.text
 
-    # Ana's inbox shows the lead, its score explained, and its journey.
-    page = (await api.get("/inbox", params={"rep": "ana"})).text
-    assert ada in page and "clicked an email" in page and "prospect → mql" in page and "nurture-track" in page
-    key = re.search(r'action="/inbox/([^"]+)/decision"', page).group(1)
-    assert (await api.get("/inbox", params={"rep": "ben"})).text.count("data-lead=") == 0
+    # Ana follows the signed link in her email: one click signs her in to her own inbox, which shows the lead,
+    # its score explained, and its journey. The link works once.
+    make_user(nurture.store, "sales-rep", "ana@acme.test", rep_id="ana")
+    transport = httpx.ASGITransport(app=nurture.app)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as ana, \
+            httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as ben:
+        assert "Open my inbox" in (await ana.get(link)).text, "a GET (a mail scanner, say) does not use the link up"
+        page = await ana.post(link, follow_redirects=True)
+        assert page.url.path == "/inbox" and "Ana" in page.text
+        ana.headers["X-CSRF-Token"] = csrf_of(page.text)
+        assert ada in page.text and "clicked an email" in page.text and "prospect → mql" in page.text
+        assert "nurture-track" in page.text
+        key = re.search(r'action="/inbox/([^"]+)/decision"', page.text).group(1)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as again:
+            assert (await again.post(link)).status_code == 400
 
-    refused = await api.post(f"/inbox/{key}/decision", data={"decision": "reject", "reason": "", "rep": "ana"})
-    assert refused.status_code == 422 and 'id="inbox-error"' in refused.text and "needs a reason" in refused.text
-    assert ada in refused.text, "the rep stays on the inbox, lead in view, with the problem said"
-    rejected = await api.post(f"/inbox/{key}/decision", data={"decision": "reject", "reason": "no budget until Q3",
-                                                              "rep": "ana"})
-    assert rejected.status_code == 303
+        # Ben, another rep, sees none of it: not in his inbox, not the lead's page, and he cannot decide it.
+        await sign_in(ben, nurture.store, "sales-rep", rep_id="ben")
+        assert (await ben.get("/inbox")).text.count("data-lead=") == 0
+        assert (await ben.get(f"/leads/{ada}")).status_code == 404
+        assert (await ben.get(f"/api/leads/{ada}/score")).status_code == 404
+        stolen = await ben.post(f"/api/handovers/{key}/decision", json={"decision": "accept"})
+        assert stolen.status_code == 403 and "not routed to you" in stolen.text
+        assert (await ana.get(f"/leads/{ada}")).status_code == 200, "Ana sees the journey of a lead handed to her"
+
+        refused = await ana.post(f"/inbox/{key}/decision", data={"decision": "reject", "reason": ""})
+        assert refused.status_code == 422 and 'id="inbox-error"' in refused.text and "needs a reason" in refused.text
+        assert ada in refused.text, "the rep stays on the inbox, lead in view, with the problem said"
+        rejected = await ana.post(f"/inbox/{key}/decision", data={"decision": "reject",
+                                                                  "reason": "no budget until Q3"})
+        assert rejected.status_code == 303
 
     route = nurture.env.client.get_workflow_handle_for(CareModelRun.run, f"nurture/sales-route/{ada}")
     assert (await nurture.finish(route)).outcome == "completed"
@@ -148,7 +171,9 @@ async def test_clicks_raise_the_score_to_a_handover_the_rep_rejects_back_to_nurt
     assert recycled is not None
     history = [(s["to_stage"], s["reason"]) for s in (await api.get(f"/api/leads/{ada}/stages")).json()]
     assert history[-1] == ("prospect", "recycled by sales: no budget until Q3")
-    assert (await api.get("/inbox", params={"rep": "ana"})).text.count("data-lead=") == 0
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as ana:
+        page = await ana.post("/sign-in", data={"email": "ana@acme.test", "password": PASSWORD}, follow_redirects=True)
+        assert page.url.path == "/inbox" and page.text.count("data-lead=") == 0
 
 
 DRIP = """

@@ -20,6 +20,7 @@ from connectors.base import (
     Undeliverable,
     resend_is_safe,
 )
+from engine import links
 from engine.content import ContentError, lead_context, render
 from engine.lead import LeadEvent
 from engine.steps import CrmPlan, EmailPlan, SocialPlan, WebhookPlan
@@ -178,7 +179,8 @@ class Activities:
         self._internal(handover, h.at, Message(f"{h.key}/task", "crm", h.lead_id, "", action="create_task",
                                                payload={"text": text, "owner": rep.id if rep else ""}))
         if rep is not None:
-            inbox = f"{self.public_url.rstrip('/')}/inbox?rep={rep.id}"
+            # Signed for this rep and handover, expiring, and good for one sign-in.
+            inbox = f"{self.public_url.rstrip('/')}/inbox/link/{links.make(self.secret, 'rep', r=rep.id, h=h.key)}"
             self._internal(handover, h.at, Message(
                 f"{h.key}/notify", "email", h.lead_id, rep.email, f"New lead for you: {h.lead_id}",
                 f"<p>{text}</p><p><a href=\"{inbox}\">Open your inbox</a></p>", "send",

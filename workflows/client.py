@@ -1,12 +1,15 @@
-"""What the web app and the CLI ask of running care models: move them onto a new version, say where a lead is."""
+"""What the web app and the CLI ask of running care models: move them onto a new version, say where a lead is,
+end them when the lead is erased."""
 
 from __future__ import annotations
 
 import time
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from store.deliveries import Deliveries
+from store.privacy import erase
 from store.store import Store
 from store.tables import CareModelVersion, DeliveryRow
 from workflows.care_model_run import CareModelRun
@@ -33,3 +36,19 @@ async def migrate_runs(client: Client | None, store: Store, version: CareModelVe
 
 async def where(client: Client, care_model: str, lead_id: str) -> Where:
     return await client.get_workflow_handle(workflow_id(care_model, lead_id)).query(CareModelRun.where)
+
+
+async def erase_lead(client: Client, store: Store, lead_id: str) -> dict[str, int]:
+    """Ends the lead's runs, then erases what the app holds on it (store.privacy.erase). Runs are terminated, not
+    cancelled: a cancelled run could still send from a cleanup step, a terminated one does nothing more; and a send
+    already in flight is refused by the outbox, which finds the lead gone."""
+    ended = 0
+    for enrolment in store.enrolments(lead_id=lead_id, running=True):
+        try:
+            await client.get_workflow_handle(enrolment.workflow_id).terminate("the lead's data was erased on request")
+            ended += 1
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+    counts = erase(store, lead_id)
+    return {"runs_ended": ended, **counts}

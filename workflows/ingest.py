@@ -87,10 +87,15 @@ async def ingest(client: Client | None, store: Store, lead_id: str, event: LeadE
     return result
 
 
+NOT_INTEREST = frozenset({"lead.stage_changed", "handover.accepted", "handover.rejected", "handover.expired"})
+
+
 async def _rescore(client: Client | None, store: Store, lead_id: str, event: LeadEvent, task_queue: str,
                    attempt_seconds: float, result: Ingested) -> None:
     lead = store.snapshot(lead_id)
-    rescored = rescore(store, lead, event.at)
+    # A stage change or a sales decision is not a sign of interest: a lead sales recycled waits for new engagement
+    # before a threshold moves it again, instead of bouncing straight back to MQL on its old score.
+    rescored = rescore(store, lead, event.at, thresholds=event.type not in NOT_INTEREST)
     if rescored is None or not (rescored.changed or rescored.moves):
         return
     queue_for_runs(store, lead_id, LeadEvent(f"{event.id}/scores", "lead.updated", event.at,
