@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -154,8 +154,8 @@ class AuditEntry(BaseModel):
 
 
 @router.get("/api/audit", dependencies=[allow("audit:read")], tags=["audit"])
-def audit_api(request: Request, actor: str = "", object: str = "", since: str = "",
-              until: str = "") -> list[AuditEntry]:
-    """Newest first. `object` matches a prefix (`care-model:welcome`); `since`/`until` are days, YYYY-MM-DD."""
-    return [AuditEntry(at=r.at, actor=r.actor, action=r.action, object=r.object, detail=r.detail)
-            for r in _find(request, actor, object, since, until)]
+def audit_api(request: Request, actor: str = "", object: str = "", since: date | None = None,
+              until: date | None = None) -> list[AuditEntry]:
+    """Newest first. `object` matches a prefix (`care-model:welcome`); `since` and `until` are days, inclusive."""
+    rows = _find(request, actor, object, since.isoformat() if since else "", until.isoformat() if until else "")
+    return [AuditEntry(at=r.at, actor=r.actor, action=r.action, object=r.object, detail=r.detail) for r in rows]

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
@@ -110,8 +111,9 @@ class ResubscribeIn(BaseModel):
 async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, Any]:
     """Creates the lead, or changes only the fields the body gives (attributes are merged key by key), so a CRM
     re-sync never undoes an unsubscribe, a stage or scores it did not mention. Changes reach the lead's runs."""
-    if lead.id != lead_id:
-        raise HTTPException(422, f"body id '{lead.id}' does not match the URL's '{lead_id}'")
+    if lead.id != lead_id:  # shaped as any other validation error, as the schema declares 422
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "id"), "input": lead.id,
+                                       "msg": f"body id '{lead.id}' does not match the URL's '{lead_id}'"}])
     store = store_of(request)
     known = store.get_lead(lead_id)
     if known is None:

@@ -117,6 +117,10 @@ class Store:
             s.add(row)
         return row
 
+    def erased(self, lead_id: str) -> bool:
+        with self.session() as s:
+            return s.get(Suppression, suppression_key("lead", lead_id)) is not None
+
     def get_lead(self, lead_id: str) -> Lead | None:
         with self.session() as s:
             return s.get(Lead, lead_id)
@@ -128,8 +132,6 @@ class Store:
         with self.session() as s:
             if s.get(EventRow, event.id) is not None:
                 return False
-            if s.get(Suppression, suppression_key("lead", lead_id)) is not None:
-                return False  # about an erased lead (a click on an old email, say): nothing is kept
             s.add(EventRow(id=event.id, lead_id=lead_id, type=event.type, at=event.at, data=event.data))
             s.add_all(deliveries)
             lead = s.get(Lead, lead_id)

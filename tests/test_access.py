@@ -290,6 +290,7 @@ async def test_the_audit_log_filters_and_exports(web: httpx.AsyncClient, db: Sto
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0] == "at,actor,action,object,detail" and len(csv.text.splitlines()) == 3
     assert (await web.get("/api/audit", params={"since": "yesterday"})).status_code == 422
+    assert "is not a date" in (await web.get("/audit", params={"since": "yesterday"})).text
 
 
 async def test_admins_manage_users_and_an_invitation_sets_a_password(web: httpx.AsyncClient, db: Store) -> None:

@@ -128,3 +128,33 @@ def test_with_auto_migrate_off_web_waits_for_nurture_migrate(tmp_path: Path, mon
     assert "database schema at version" in capsys.readouterr().out
     assert main(["migrate"]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_operators_add_users_and_tokens_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from store.accounts import Accounts
+    from store.audit import Audit
+    from store.store import Store
+
+    monkeypatch.setenv("NURTURE_DATA_DIR", str(tmp_path))
+    assert main(["users", "add", "Mia@Acme.test", "--role", "marketer", "--name", "Mia"]) == 0
+    invite = capsys.readouterr().out.splitlines()[-1]
+    assert invite.startswith("http://127.0.0.1:8000/password/invite/")
+    assert main(["users", "add", "mia@acme.test", "--role", "viewer"]) == 2
+    assert "there is already a user 'mia@acme.test'" in capsys.readouterr().err
+    assert main(["users", "list"]) == 0
+    assert "mia@acme.test" in (listed := capsys.readouterr().out) and "no password yet" in listed
+    assert main(["users", "reset", "mia@acme.test"]) == 0
+    assert "/password/reset/" in capsys.readouterr().out
+
+    assert main(["tokens", "add", "website forms", "--scope", "events:write"]) == 0
+    token = capsys.readouterr().out.strip()
+    store = Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
+    row = Accounts(store).token(token)
+    assert row is not None and row.scopes == ["events:write"] and row.name == "website forms"
+    assert main(["tokens", "list"]) == 0
+    assert f"{row.id}" in (listed := capsys.readouterr().out) and token not in listed, "never shown again"
+    assert main(["tokens", "revoke", token]) == 0
+    assert Accounts(store).token(token) is None
+    assert [a.action for a in Audit(store).find()] == ["token.revoked", "token.created", "password.reset_link",
+                                                       "user.created"]

@@ -16,7 +16,7 @@ from designer.assets import EXAMPLES_DIR
 from engine.validator import load_or_raise
 from nurture.settings import Settings
 from store.store import Store
-from tests.accounts import sign_in_browser
+from tests.accounts import PASSWORD, make_user, sign_in_browser
 from tests.fakes.serve import serving
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -210,3 +210,32 @@ def test_after_adding_and_saving_a_step_by_keyboard_the_next_tab_is_inside_its_f
     toolbar = page.locator(".toolbar a.button")
     expect(toolbar).to_have_count(4)
     assert page.locator(".toolbar a button").count() == 0, "each toolbar action is one tab stop"
+
+
+def test_sign_in_and_sign_out_in_the_browser(site: str, site_store: Store) -> None:
+    user = make_user(site_store, "marketer")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=site)
+        refused: list[str] = []
+        tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+        tab.goto("/designer/welcome")
+        expect(tab).to_have_url(re.compile(r"/sign-in\?next=/designer/welcome$"))
+        tab.fill("#email", user.email)
+        tab.fill("#password", "not it at all")
+        tab.click("button[type=submit]")
+        expect(tab.locator("#sign-in-error")).to_have_text("That email and password do not match.")
+        tab.fill("#password", PASSWORD)
+        tab.click("button[type=submit]")
+        expect(tab).to_have_url(re.compile(r"/designer/welcome$"))  # back where they were going
+        expect(tab.locator("nav.top .me")).to_have_text(f"{user.email} · marketer")
+        expect(tab.locator("nav.top")).not_to_contain_text("Users")  # a marketer does not run the installation
+        cookie = next(c for c in tab.context.cookies() if c["name"] == "nurture_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+        shot(tab, "signed-in")
+        tab.click("nav.top button:has-text('Sign out')")
+        expect(tab).to_have_url(re.compile(r"/sign-in$"))
+        tab.goto("/designer")
+        expect(tab).to_have_url(re.compile(r"/sign-in\?next=/designer$"))
+        assert refused == [], f"the pages broke their own Content-Security-Policy: {refused}"
+        browser.close()

@@ -74,7 +74,10 @@ async def ingest(client: Client | None, store: Store, lead_id: str, event: LeadE
                  task_queue: str = TASK_QUEUE, attempt_seconds: float = ATTEMPT_SECONDS) -> Ingested:
     """Records the event (once per id), rescores, and delivers what is pending for the lead.
 
-    `client` None means Temporal is out of reach: the event is still accepted, its deliveries wait."""
+    `client` None means Temporal is out of reach: the event is still accepted, its deliveries wait. An event about
+    an erased lead (a click on an old email, say) is dropped: nothing about it is kept."""
+    if store.erased(lead_id):
+        return Ingested(new=False)
     before = store.get_lead(lead_id) or store.upsert_lead(LeadState(id=lead_id, email=str(event.data.get("email", ""))))
     result = Ingested(new=store.record_event(event, lead_id, targets(store, lead_id, event)))
     after = store.get_lead(lead_id)
