@@ -18,7 +18,7 @@ from designer.auth import actor, allow
 from designer.deps import audit, known_events, send_event, settings, temporal, temporal_or_none
 from designer.deps import store as store_of
 from engine.advice import advice
-from engine.changes import compare
+from engine.changes import diff_lines
 from engine.document import json_schema
 from engine.lead import LeadIn
 from engine.validator import check
@@ -84,7 +84,7 @@ def publish(request: Request, document: Annotated[dict[str, Any], Body()]) -> An
         return JSONResponse({"problems": [p.to_dict() for p in getattr(exc, "problems", [])]}, status_code=422)
     before = store_of(request).version(row.care_model, row.version - 1)
     audit(request).add(actor(request), "care-model.published", f"care-model:{row.care_model}", version=row.version,
-                       diff=[line for _, line in compare(before.document if before else None, row.document).raw])
+                       diff=diff_lines(before.document if before else None, row.document))
     return {"care_model": row.care_model, "version": row.version, "hash": row.hash,
             "warnings": [w.to_dict() for w in advice(doc, known_events(request))]}
 

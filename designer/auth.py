@@ -7,7 +7,7 @@ are ambient credentials, so a state-changing request made with one must also car
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Response, Security
@@ -36,7 +36,7 @@ class Principal:
     user: User | None = None
     token: ApiToken | None = None
     csrf: str = ""
-    role: str = field(default="")
+    role: str = ""
 
     @property
     def rep_id(self) -> str:

@@ -20,7 +20,7 @@ from designer.sales_api import lead_visible
 from designer.templating import TEMPLATES
 from engine import editing, samples
 from engine.advice import advice
-from engine.changes import compare, normalise
+from engine.changes import compare, diff_lines, normalise
 from engine.document import CareModelDocument
 from engine.durations import format_duration
 from engine.layout import layout
@@ -344,8 +344,7 @@ async def publish(request: Request, model: str) -> Response:
     _save(request, model, row.document)
     audit(request).add(actor(request), "care-model.published", f"care-model:{model}", version=row.version,
                        approved_request=approved.id if approved else None, asked_by=approved.requested_by if
-                       approved else None, diff=[line for _, line in compare(latest.document if latest else None,
-                                                                              row.document).raw])
+                       approved else None, diff=diff_lines(latest.document if latest else None, row.document))
     moved = waiting = 0
     if form.get("mode") == "migrate":
         mapping = {k.removeprefix("map:"): v for k, v in form.items() if k.startswith("map:") and v}

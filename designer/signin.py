@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -14,12 +13,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from connectors.base import ConnectorError, Message
 from designer import oidc
-from designer.auth import allow, public, sign_in, sign_out
+from designer.auth import allow, principal, public, sign_in, sign_out
 from designer.deps import accounts, audit, connectors, settings
 from designer.templating import TEMPLATES
 from engine import links
 from nurture.settings import Settings
-from store.accounts import Accounts, check_password
+from store.accounts import Accounts, check_email, check_password
 from store.store import Store
 from store.tables import User
 
@@ -114,6 +113,7 @@ def setup(request: Request, token: str, email: Annotated[str, Form()], password:
     data = _setup_token(request, token)
     try:
         check_password(password)
+        check_email(email)  # every check before the link is used up
         if not accounts(request).use_once(data["jti"]):
             raise HTTPException(409, "this set-up link was used already")
         user = accounts(request).add_user(email, "admin", name, password)
@@ -157,7 +157,7 @@ async def reset_request(request: Request, email: Annotated[str, Form()]) -> Resp
     return _page(request, "account/reset.html", {"sent": True, "error": ""})
 
 
-def _password_token(request: Request, purpose: str, token: str) -> User:
+def _password_token(request: Request, purpose: str, token: str) -> tuple[User, dict[str, Any]]:
     if purpose not in ("reset", "invite"):
         raise HTTPException(404, "no such link")
     try:
@@ -167,13 +167,13 @@ def _password_token(request: Request, purpose: str, token: str) -> User:
     user = accounts(request).user(int(data.get("u", 0)))
     if user is None or not user.active or data.get("p") != _fingerprint(user):
         raise HTTPException(400, f"this {links.WORDS[purpose]} link was used already or replaced by a newer one")
-    return user
+    return user, data
 
 
 @router.get("/password/{purpose}/{token}", response_class=HTMLResponse,
             dependencies=[public("a password reset or invitation link")])
 def password_page(request: Request, purpose: str, token: str) -> Response:
-    user = _password_token(request, purpose, token)
+    user, _ = _password_token(request, purpose, token)
     return _page(request, "account/password.html", {"mode": purpose, "action": f"/password/{purpose}/{token}",
                                                     "error": "", "email": user.email})
 
@@ -181,8 +181,7 @@ def password_page(request: Request, purpose: str, token: str) -> Response:
 @router.post("/password/{purpose}/{token}",
              dependencies=[public("a password reset or invitation link", same_site_posts=True)])
 def set_password(request: Request, purpose: str, token: str, password: Annotated[str, Form()]) -> Response:
-    user = _password_token(request, purpose, token)
-    data = links.read(settings(request).secret(), purpose, token)
+    user, data = _password_token(request, purpose, token)
     try:
         check_password(password)
     except ValueError as exc:
@@ -226,8 +225,6 @@ async def sso_callback(request: Request) -> Response:
 
 
 def home_for(request: Request) -> str:
-    found = getattr(request.state, "principal", None)
-    if found is None:
-        return f"/sign-in?next={quote('/')}"
-    return "/designer" if found.may("care-models:read") else "/inbox"
+    """Marketing people start in the designer, sales people in their inbox."""
+    return "/designer" if principal(request).may("care-models:read") else "/inbox"
 

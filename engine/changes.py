@@ -99,6 +99,11 @@ def _rewired(change: StepChange, old: dict[str, Any], new: dict[str, Any]) -> St
     return change
 
 
+def diff_lines(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """The YAML diff of two versions, read by meaning, as plain lines (what the audit log keeps of a publish)."""
+    return [line for _, line in _raw(normalise(old), normalise(new))]
+
+
 def _raw(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str]]:
     def lines(doc: dict[str, Any]) -> list[str]:
         return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).splitlines() if doc else []

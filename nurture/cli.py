@@ -13,6 +13,7 @@ from pathlib import Path
 
 from designer.assets import AssetsMissing
 from engine.access import ROLES, SCOPES
+from engine.changes import diff_lines
 from engine.document import json_schema
 from engine.validator import DocumentError, Problem
 from nurture.files import InputError, load_document, read_document, read_events, read_lead, read_reps
@@ -202,11 +203,17 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from store.audit import Audit
     from store.store import Store
 
     store = Store.open(Settings().db_url)
     for path in args.paths:
-        row = store.publish(read_document(path))
+        doc = read_document(path)
+        before = store.latest(doc.id)
+        row = store.publish(doc)
+        if before is None or before.version != row.version:
+            Audit(store).add(_operator(), "care-model.published", f"care-model:{row.care_model}", version=row.version,
+                             diff=diff_lines(before.document if before else None, row.document))
         print(f"{path}: published '{row.care_model}' version {row.version} ({row.hash[:12]})")
     return 0
 

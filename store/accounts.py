@@ -29,6 +29,13 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def check_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email.strip("@") or len(email) < 3:
+        raise ValueError(f"'{email}' is not an email address")
+    return email
+
+
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"the password needs at least {MIN_PASSWORD} characters")
@@ -63,10 +70,7 @@ class Accounts:
 
     def add_user(self, email: str, role: str, name: str = "", password: str | None = None,
                  rep_id: str = "") -> User:
-        email = email.strip().lower()
-        if "@" not in email or len(email) < 3:
-            raise ValueError(f"'{email}' is not an email address")
-        user = User(email=email, name=name.strip(), role=check_role(role), rep_id=rep_id.strip(),
+        user = User(email=check_email(email), name=name.strip(), role=check_role(role), rep_id=rep_id.strip(),
                     password_hash=HASHER.hash(check_password(password)) if password else "", created_at=time.time())
         try:
             with self.store.session() as s:
