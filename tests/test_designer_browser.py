@@ -216,18 +216,19 @@ def test_sign_in_and_sign_out_in_the_browser(site: str, site_store: Store) -> No
     user = make_user(site_store, "marketer")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=site)
+        tab = browser.new_page(viewport={"width": 800, "height": 700}, base_url=site)
         refused: list[str] = []
         tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-        tab.goto("/designer/welcome")
-        expect(tab).to_have_url(re.compile(r"/sign-in\?next=/designer/welcome$"))
+        tab.goto("/leads?q=ada")
+        expect(tab).to_have_url(re.compile(r"/sign-in\?next=/leads%3Fq%3Dada$"))
         tab.fill("#email", user.email)
         tab.fill("#password", "not it at all")
         tab.click("button[type=submit]")
         expect(tab.locator("#sign-in-error")).to_have_text("That email and password do not match.")
+        shot(tab, "sign-in-refused")
         tab.fill("#password", PASSWORD)
         tab.click("button[type=submit]")
-        expect(tab).to_have_url(re.compile(r"/designer/welcome$"))  # back where they were going
+        expect(tab).to_have_url(re.compile(r"/leads\?q=ada$"))  # back where they were going
         expect(tab.locator("nav.top .me")).to_have_text(f"{user.email} · marketer")
         expect(tab.locator("nav.top")).not_to_contain_text("Users")  # a marketer does not run the installation
         cookie = next(c for c in tab.context.cookies() if c["name"] == "nurture_session")
@@ -238,4 +239,32 @@ def test_sign_in_and_sign_out_in_the_browser(site: str, site_store: Store) -> No
         tab.goto("/designer")
         expect(tab).to_have_url(re.compile(r"/sign-in\?next=/designer$"))
         assert refused == [], f"the pages broke their own Content-Security-Policy: {refused}"
+        browser.close()
+
+
+def test_an_admin_adds_a_user_and_a_token_in_the_browser(site: str, site_store: Store) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=site)
+        sign_in_browser(tab, site_store)
+        tab.click("nav.top >> text=Users")
+        expect(tab.locator("h1")).to_have_text("Users")
+        tab.fill('input[name="email"][required]', "mia@acme.test")
+        tab.locator("section.card select[name=role]").select_option("marketer")
+        tab.click("text=Add and make an invitation link")
+        expect(tab.locator("#invite .shown-once")).to_contain_text("/password/invite/")
+        expect(tab.locator("table")).to_contain_text("mia@acme.test")
+        shot(tab, "admin-users")
+        tab.click("nav.top >> text=API tokens")
+        expect(tab.locator("h1")).to_have_text("API tokens")
+        tab.fill('input[name="name"]', "website forms")
+        tab.check('input[name="scope"][value="events:write"]')
+        tab.click("text=Create token")
+        expect(tab.locator("#created .shown-once")).to_contain_text("nrt_")
+        expect(tab.locator("table")).to_contain_text("events:write")
+        shot(tab, "admin-tokens")
+        tab.click("nav.top >> text=Audit log")
+        expect(tab.locator("#audit")).to_contain_text("token.created")
+        expect(tab.locator("#audit")).to_contain_text("user.created")
+        shot(tab, "audit-log")
         browser.close()

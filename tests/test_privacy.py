@@ -24,6 +24,9 @@ async def test_export_then_erase_ends_runs_sends_nothing_more_and_suppresses_a_r
     await until(lambda: subjects(mailbox, address) == ["One"])
     await api.post("/api/events", json={"lead_id": lead, "type": "page.visited", "data": {"url": "/pricing"}})
 
+    page = (await api.get(f"/leads/{lead}")).text
+    assert f"<title>{lead} — Nurture</title>" in page and page.count('id="privacy"') == 1
+    assert "Erase this lead" in page and f'href="/leads/{lead}/export.json"' in page
     exported = (await api.get(f"/api/leads/{lead}/export")).json()
     assert exported["lead"]["email"] == address and exported["lead"]["attributes"] == {"first_name": "Eve"}
     assert [e["type"] for e in exported["events"]] == ["page.visited"]
