@@ -1,7 +1,7 @@
 # One image for every Nurture process: `nurture web` (the default), `nurture worker`, `nurture migrate`.
 # Built in stages so the image holds the installed wheel and nothing of the build: no Node, no sources.
 
-# 1. Front-end assets from the npm registry, pinned by package-lock.json (htmx).
+# 1. Front-end assets from the npm registry, pinned by package-lock.json (htmx, Swagger UI).
 FROM node:20-slim AS assets
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -21,6 +21,7 @@ COPY nurture ./nurture
 COPY templates ./templates
 COPY examples ./examples
 COPY --from=assets /src/node_modules/htmx.org/dist/htmx.min.js ./node_modules/htmx.org/dist/htmx.min.js
+COPY --from=assets /src/node_modules/swagger-ui-dist ./node_modules/swagger-ui-dist
 RUN python -m build --wheel --outdir wheels .
 
 # 3. The runtime: the wheel installed with pinned dependencies, run as an unprivileged user.

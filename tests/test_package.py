@@ -44,6 +44,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_the_wheel_carries_templates_htmx_and_examples(tmp_path: Path) -> None:
     names = zipfile.ZipFile(build_wheel(tmp_path)).namelist()
     assert "designer/static/htmx.min.js" in names
+    assert "designer/static/swagger/swagger-ui-bundle.js" in names, "the API docs work offline"
     assert "designer/templates/designer/editor.html" in names
     assert "designer/templates/assets/nurture.js" in names, "our own script: the pages allow no inline one"
     assert "designer/examples/executive-nurture.yaml" in names
@@ -77,6 +78,10 @@ def test_nurture_up_from_the_wheel_serves_a_designer_that_works(installed: Path,
             expect(page.locator("section.card")).to_contain_text("The first version: 2 steps.")
             ARTIFACTS.mkdir(exist_ok=True)
             shot(page, "wheel-published")
+            # The API docs come from the wheel too: this browser reaches nothing but the app.
+            page.goto("/docs")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("Nurture API")
+            expect(page.locator(".opblock-summary-path", has_text="/api/leads/{lead_id}").first).to_be_visible()
             browser.close()
     finally:
         nurture.stop(proc)
