@@ -1,5 +1,6 @@
 """Puts the web app's files into the wheel, beside the `designer` package that serves them: the page templates,
-the example care models, and htmx and Swagger UI from the npm registry (pinned by package-lock.json, never committed)."""
+the example care models, and htmx and Swagger UI from the npm registry (pinned by package-lock.json, never
+committed)."""
 
 from __future__ import annotations
 

@@ -154,6 +154,8 @@ async def enrol_lead(request: Request, care_model: str, body: EnrolIn) -> JSONRe
     store = store_of(request)
     if store.latest(care_model) is None:
         raise HTTPException(404, f"care model '{care_model}' is not published")
+    if care_model in store.archived():
+        raise HTTPException(409, f"care model '{care_model}' is archived: restore it in the designer to enrol leads")
     if store.get_lead(body.lead_id) is None:
         raise HTTPException(404, f"lead '{body.lead_id}' does not exist; PUT /api/leads/{body.lead_id} first")
     row = enrol_row(f"api/{uuid.uuid4()}", body.lead_id, care_model, None, time.time())

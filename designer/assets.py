@@ -1,6 +1,6 @@
-"""Where the web app finds its page templates, its front-end assets (htmx, Swagger UI) and the example care models: inside
-the installed package (a wheel or an image), or, running from a source checkout, beside the packages.
-Swagger UI (the API docs page) comes the same way as htmx, so the docs work offline."""
+"""Where the web app finds its page templates, its front-end assets (htmx, Swagger UI) and the example care
+models: inside the installed package (a wheel or an image), or, running from a source checkout, beside the packages.
+Swagger UI comes the way htmx does, so the API docs work offline."""
 
 from __future__ import annotations
 

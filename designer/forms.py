@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from engine.document import Settings
 from engine.steps import EDGE_FIELDS, KINDS
 
 STEP_MODELS: dict[str, type[BaseModel]] = dict(KINDS)
@@ -60,7 +61,9 @@ def _is_simple(annotation: Any) -> bool:
     return False
 
 
-def build_form(step: dict[str, Any], step_ids: list[str], errors: dict[str, list[str]] | None = None) -> StepForm:
+def build_form(step: dict[str, Any], step_ids: list[str], errors: dict[str, list[str]] | None = None,
+               labels: dict[str, str] | None = None) -> StepForm:
+    labels = labels or {}
     kind = str(step.get("kind"))
     model = STEP_MODELS.get(kind)
     fields: list[Field] = []
@@ -72,7 +75,8 @@ def build_form(step: dict[str, Any], step_ids: list[str], errors: dict[str, list
         label = name.replace("_", " ")
         value = step.get(name, None if info.is_required() else info.get_default(call_default_factory=True))
         if name in EDGE_FIELDS:
-            options = [(END, "(end of the care model)")] + [(s, s) for s in step_ids if s != step.get("id")]
+            options = [(END, "(end of the care model)")] + [
+                (s, s if labels.get(s, s) == s else f"{labels[s]} ({s})") for s in step_ids if s != step.get("id")]
             fields.append(Field(name, f"then → ({label})" if name != "next" else "then →", "select",
                                 value or END, options))
         elif (literals := _literal_options(info.annotation)) is not None:
@@ -87,7 +91,10 @@ def build_form(step: dict[str, Any], step_ids: list[str], errors: dict[str, list
             fields.append(Field(name, label, widget, "" if value is None else value, help=info.description or "",
                                 rows=6 if name == "body" else 3))
         else:
-            text = "" if value in (None, [], {}) else yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
+            if isinstance(value, str):  # text that did not read as YAML yet, kept as the marketer wrote it
+                text = value
+            else:
+                text = "" if value in (None, [], {}) else yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
             fields.append(Field(name, label, "textarea", text, help=(info.description or "YAML"),
                                 rows=max(4, text.count("\n") + 2)))
     return StepForm(str(step.get("id")), kind, fields, errors or {})
@@ -97,8 +104,6 @@ def read_form(step: dict[str, Any], form: dict[str, str]) -> tuple[dict[str, Any
     """The step as the form describes it, and the fields whose YAML could not be read."""
     kind = str(step.get("kind"))
     new: dict[str, Any] = {"id": step.get("id"), "kind": kind}
-    if step.get("name"):
-        new["name"] = step["name"]
     errors: dict[str, list[str]] = {}
     for f in build_form(step, []).fields:
         raw = form.get(f.name)
@@ -113,13 +118,47 @@ def read_form(step: dict[str, Any], form: dict[str, str]) -> tuple[dict[str, Any
             try:
                 new[f.name] = yaml.safe_load(raw)
             except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f" (line {mark.line + 1})" if mark else ""
-                errors.setdefault(f.name, []).append(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}")
-                new[f.name] = step.get(f.name)
+                errors.setdefault(f.name, []).append(yaml_error(exc))
+                new[f.name] = raw  # kept as typed, and shown back as typed, until it reads
         else:
             new[f.name] = raw
     return new, errors
+
+
+def read_settings(text: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """Settings as typed into the YAML box, checked against the document model before anything is stored;
+    or the reasons they cannot be, each naming the setting. `entry: form.submitted` is read as the event."""
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        return None, [f"settings: {yaml_error(exc)}"]
+    example = "write one setting per line, such as `entry: form.submitted` or `reenrol: after_exit`"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, [f"settings: {example}; this is {_a(data)}"]
+    entry = data.get("entry")
+    if isinstance(entry, str):
+        data = {**data, "entry": {"event": entry}}
+    elif isinstance(entry, list):
+        return None, ["settings.entry: one event enrols leads, such as `entry: form.submitted` (for several "
+                      "events, one care model each, or a `when` condition)"]
+    try:
+        Settings.model_validate(data)
+    except ValidationError as exc:
+        return None, [f"settings.{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                      for e in exc.errors()]
+    return data, []
+
+
+def yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1})" if mark else ""
+    return f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+
+
+def _a(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"the plain value {value!r}"
 
 
 def summary(step: dict[str, Any]) -> str:

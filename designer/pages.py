@@ -3,8 +3,11 @@ publishing through the compiler (Store.publish); each route renders one template
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import yaml
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -13,8 +16,8 @@ from pydantic import ValidationError
 
 from designer.assets import EXAMPLES_DIR
 from designer.auth import actor, allow, principal
-from designer.deps import audit, known_events, settings, store, temporal_or_none
-from designer.forms import build_form, read_form, summary
+from designer.deps import audit, connectors, known_events, settings, store, temporal_or_none
+from designer.forms import build_form, read_form, read_settings, summary
 from designer.sales import journey_timeline
 from designer.sales_api import lead_visible
 from designer.templating import TEMPLATES
@@ -33,6 +36,7 @@ from store.tables import PublishRequest
 from workflows.client import migrate_runs
 from workflows.simulate import format_offset, parse_script, simulate
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 READ, WRITE, PUBLISH = allow("care-models:read"), allow("care-models:write"), allow("care-models:publish")
 
@@ -48,8 +52,17 @@ def _designs(request: Request) -> Designs:
     return Designs(store(request))
 
 
-def _save(request: Request, model: str, doc: dict[str, Any]) -> None:
-    _designs(request).save(model, doc, by=actor(request))
+def _save(request: Request, model: str, doc: dict[str, Any], what: str) -> None:
+    """Every save is a revision in the draft's history, so Undo can take it back."""
+    _designs(request).save(model, doc, by=actor(request), what=what)
+
+
+def _free_id(request: Request, base: str) -> str:
+    model, n = base, 1
+    while _designs(request).draft(model) is not None:
+        n += 1
+        model = f"{base[:60]}-{n}"
+    return model
 
 
 def _doc(request: Request, model: str) -> dict[str, Any]:
@@ -62,7 +75,8 @@ def _doc(request: Request, model: str) -> dict[str, Any]:
 def editor(request: Request, model: str, doc: dict[str, Any] | None = None, selected: str | None = None,
            form: Any = None, chooser: dict[str, str] | None = None, saved: bool = False,
            sim: list[Any] | None = None, settings_errors: list[str] | None = None,
-           problems: list[Any] | None = None) -> dict[str, Any]:
+           problems: list[Any] | None = None, settings_text: str | None = None, asked: dict[str, Any] | None = None
+           ) -> dict[str, Any]:
     doc = doc if doc is not None else _doc(request, model)
     if problems is None:
         _, problems = check(doc)
@@ -70,9 +84,10 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
     for p in problems:
         if p.step:
             by_step.setdefault(p.step, []).append(f"{p.field + ': ' if p.field else ''}{p.message}")
+    labels = editing.labels(doc)
     chosen = editing.find(doc, selected) if selected else None
     if chosen is not None and form is None:
-        form = build_form(chosen, _ids(doc), _field_errors(problems, selected or ""))
+        form = build_form(chosen, _ids(doc), _field_errors(problems, selected or ""), labels)
     latest = store(request).latest(model)
     sim_steps: dict[str, str] = {}
     sim_edges: set[tuple[str, str | None]] = set()
@@ -93,8 +108,30 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "numbers": _designs(request).numbers(model), "latest": latest,
         "changed": latest is None or normalise(latest.document) != normalise(doc), "summary": summary,
         "sim_steps": sim_steps, "sim_edges": sim_edges, "settings_errors": settings_errors or [],
-        "settings_yaml": yaml.safe_dump(doc.get("settings") or {}, sort_keys=False, allow_unicode=True),
+        "settings_yaml": settings_text if settings_text is not None else _settings_yaml(doc), "labels": labels,
+        "entry_label": _entry_label(doc), "history": _history(request, model), "asked": asked,
     }
+
+
+def _settings_yaml(doc: dict[str, Any]) -> str:
+    raw = doc.get("settings")
+    return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True) if raw else ""
+
+
+def _entry_label(doc: dict[str, Any]) -> str:
+    """What starts the care model, read leniently: the start node shows it whatever the draft holds."""
+    raw = doc.get("settings")
+    entry = raw.get("entry") if isinstance(raw, dict) else None
+    event = entry.get("event") if isinstance(entry, dict) else entry if isinstance(entry, str) else None
+    return str(event) if event else "enrolled by API"
+
+
+def _history(request: Request, model: str) -> dict[str, str]:
+    """What Undo and Redo would take back or bring back, for their buttons."""
+    revisions, position = _designs(request).history(model)
+    by_seq = {r.seq: r for r in revisions}
+    here, back, on = by_seq.get(position), by_seq.get(position - 1), by_seq.get(position + 1)
+    return {"undo": here.what if here and back else "", "redo": on.what if on else "", "count": str(len(revisions))}
 
 
 def _warnings(request: Request, doc: dict[str, Any]) -> list[str]:
@@ -103,7 +140,12 @@ def _warnings(request: Request, doc: dict[str, Any]) -> list[str]:
         parsed = CareModelDocument.model_validate(doc)
     except ValidationError:
         return []
-    return [str(w) for w in advice(parsed, known_events(request))]
+    teams = {r.team for r in SalesStore(store(request)).reps() if r.active}
+    try:
+        installed: set[str] | None = set(connectors(request))
+    except Exception:  # a connector file that does not load is the admin page's to report, not the designer's
+        installed = None
+    return [str(w) for w in advice(parsed, known_events(request), teams, installed)]
 
 
 def _ids(doc: dict[str, Any]) -> list[str]:
@@ -120,7 +162,7 @@ def _field_errors(problems: list[Any], step_id: str) -> dict[str, list[str]]:
 
 def _panel_and_canvas(request: Request, context: dict[str, Any], status: int = 200) -> Response:
     context["oob"] = True
-    return _render(request, "designer/editor.html", context, ["panel", "canvas", "problems"], status)
+    return _render(request, "designer/editor.html", context, ["panel", "canvas", "problems", "history"], status)
 
 
 # --- the list, new models, templates, import ------------------------------------------------------------
@@ -135,49 +177,145 @@ def _templates() -> list[dict[str, str]]:
 
 
 @router.get("/designer", response_class=HTMLResponse, dependencies=[READ])
-def index(request: Request, import_problems: list[str] | None = None) -> Response:
-    return _render(request, "designer/index.html", {"models": _designs(request).names(), "templates": _templates(),
-                                                    "import_problems": import_problems or []},
-                   status=422 if import_problems else 200)
+def index(request: Request, q: str = "", archived: bool = False, import_problems: list[str] | None = None,
+          clash: dict[str, str] | None = None, done: str = "") -> Response:
+    context = {"models": _designs(request).names(q, archived), "templates": _templates(), "q": q,
+               "archived": archived, "import_problems": import_problems or [], "clash": clash, "done": done}
+    blocks = ["models"] if request.headers.get("hx-target") == "models" else None
+    return _render(request, "designer/index.html", context, blocks,
+                   status=422 if import_problems else 409 if clash else 200)
 
 
 @router.post("/designer/new", dependencies=[WRITE])
 def new(request: Request, name: Annotated[str, Form()]) -> RedirectResponse:
-    base = editing.slug(name)
-    model, n = base, 1
-    while _designs(request).draft(model) is not None:
-        n += 1
-        model = f"{base}-{n}"
-    _save(request, model, editing.blank(model, name.strip() or model))
+    model = _free_id(request, editing.slug(name))
+    _save(request, model, editing.blank(model, name.strip() or model), "created")
     return RedirectResponse(f"/designer/{model}", status_code=303)
 
 
 @router.post("/designer/templates/{name}", dependencies=[WRITE])
 def from_template(request: Request, name: str) -> RedirectResponse:
+    """Always a new care model: a template never replaces one somebody is editing."""
     path = EXAMPLES_DIR / f"{name}.yaml"
     if not path.exists() or path.parent != EXAMPLES_DIR:
         raise HTTPException(404, f"no template '{name}'")
     doc = yaml.safe_load(path.read_text())
-    _save(request, doc["id"], doc)
-    return RedirectResponse(f"/designer/{doc['id']}", status_code=303)
+    current = _designs(request).draft(doc["id"])
+    if current is not None and normalise(current) == normalise(doc):
+        return RedirectResponse(f"/designer/{doc['id']}", status_code=303)  # nothing to lose: open that one
+    model = _free_id(request, doc["id"])
+    if model != doc["id"]:
+        doc |= {"id": model, "name": f"{doc.get('name', model)} ({model.rsplit('-', 1)[-1]})"}
+    _save(request, model, doc, f"created from the template '{name}'")
+    return RedirectResponse(f"/designer/{model}", status_code=303)
 
 
 @router.post("/designer/import", dependencies=[WRITE])
 async def import_document(request: Request, file: Annotated[UploadFile, File()]) -> Response:
-    data, _, problems = parse_text((await file.read()).decode("utf-8", errors="replace"))
+    text = (await file.read()).decode("utf-8", errors="replace")
+    return _import(request, text, file.filename or "the file", "")
+
+
+@router.post("/designer/import/confirm", dependencies=[WRITE])
+def import_confirmed(request: Request, text: Annotated[str, Form()], choice: Annotated[str, Form()],
+                     filename: Annotated[str, Form()] = "the file") -> Response:
+    return _import(request, text, filename, choice)
+
+
+def _import(request: Request, text: str, filename: str, choice: str) -> Response:
+    """A file whose id is taken asks first: replace that draft (Undo brings it back) or import it as a copy."""
+    data, _, problems = parse_text(text)
     if problems or not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
         messages = [str(p) for p in problems] or ["the document needs an 'id' (a slug such as 'welcome-nurture')"]
-        return index(request, [f"{file.filename}: {m}" for m in messages])
-    _save(request, data["id"], data)
-    return RedirectResponse(f"/designer/{data['id']}", status_code=303)
+        return index(request, import_problems=[f"{filename}: {m}" for m in messages])
+    model = data["id"]
+    current = _designs(request).draft(model)
+    if current is not None and current != data:
+        if choice == "copy":
+            model = _free_id(request, model)
+            data = {**data, "id": model}
+        elif choice != "replace":
+            return index(request, clash={"model": model, "text": text, "filename": filename,
+                                         "name": str(current.get("name") or model)})
+    _save(request, model, data, f"imported from {filename}")
+    return RedirectResponse(f"/designer/{model}", status_code=303)
+
+
+@router.post("/designer/{model}/duplicate", dependencies=[WRITE])
+def duplicate(request: Request, model: str) -> RedirectResponse:
+    doc = _doc(request, model)
+    copy_id = _free_id(request, f"{model[:58]}-copy")
+    _save(request, copy_id, {**doc, "id": copy_id, "name": f"{doc.get('name') or model} (copy)"},
+          f"duplicated from '{model}'")
+    return RedirectResponse(f"/designer/{copy_id}", status_code=303)
+
+
+@router.post("/designer/{model}/archive", dependencies=[PUBLISH])
+def archive(request: Request, model: str, restore: Annotated[bool, Form()] = False) -> RedirectResponse:
+    """Archived: off the list, and no new leads; leads already in it carry on. Restore undoes it."""
+    try:
+        _designs(request).archive(model, not restore)
+    except KeyError:
+        raise HTTPException(404, f"no care model '{model}'") from None
+    audit(request).add(actor(request), "care-model.restored" if restore else "care-model.archived",
+                       f"care-model:{model}")
+    return RedirectResponse(f"/designer?done={'restored' if restore else 'archived'}+{model}"
+                            + ("" if restore else "&archived=false"), status_code=303)
+
+
+@router.post("/designer/{model}/delete", dependencies=[WRITE])
+def delete_model(request: Request, model: str) -> Response:
+    _doc(request, model)
+    try:
+        _designs(request).delete(model)
+    except ValueError as exc:
+        return index(request, import_problems=[str(exc)])
+    audit(request).add(actor(request), "care-model.deleted", f"care-model:{model}")
+    return RedirectResponse(f"/designer?done=deleted+{model}", status_code=303)
 
 
 # --- the editor ----------------------------------------------------------------------------------------
 
 
 @router.get("/designer/{model}", response_class=HTMLResponse, dependencies=[READ])
-def edit(request: Request, model: str, step: str | None = None) -> Response:
-    return _render(request, "designer/editor.html", editor(request, model, selected=step))
+def edit(request: Request, model: str, step: str | None = None, done: str = "") -> Response:
+    return _or_recover(request, model, lambda doc: _render(
+        request, "designer/editor.html", editor(request, model, doc, selected=step) | {"done": done}))
+
+
+def _or_recover(request: Request, model: str, render: Callable[[dict[str, Any]], Response]) -> Response:
+    """Whatever the stored draft holds, the marketer gets a page: the one asked for, or one to mend it from."""
+    doc = _doc(request, model)
+    try:
+        return render(doc)
+    except Exception as exc:
+        log.exception("a designer page could not show the draft of %s", model)
+        return _recover(request, model, doc, f"this page could not show the draft ({type(exc).__name__}: {exc})")
+
+
+def _recover(request: Request, model: str, doc: dict[str, Any], problem: str, text: str | None = None,
+             status: int = 200) -> Response:
+    return _render(request, "designer/recover.html", {
+        "model": model, "problem": problem, "history": _history(request, model),
+        "text": text if text is not None else yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)}, status=status)
+
+
+@router.post("/designer/{model}/yaml", response_class=HTMLResponse, dependencies=[WRITE])
+def save_yaml(request: Request, model: str, text: Annotated[str, Form()]) -> Response:
+    """The whole draft as YAML (the Advanced view): stored once it reads as a care model's mapping."""
+    doc = _doc(request, model)
+    data, _, problems = parse_text(text)
+    if problems or data is None:
+        return _recover(request, model, doc, "; ".join(str(p) for p in problems), text, 422)
+    _save(request, model, {**data, "id": model}, "edited the YAML")
+    return RedirectResponse(f"/designer/{model}", status_code=303)
+
+
+@router.post("/designer/{model}/undo", dependencies=[WRITE])
+def undo(request: Request, model: str, redo: Annotated[bool, Form()] = False) -> RedirectResponse:
+    what = _designs(request).step_back(model, actor(request), forward=redo)
+    done = f"{'Redone' if redo else 'Undone'}: {what}" if what else f"Nothing to {'redo' if redo else 'undo'}"
+    return RedirectResponse(f"/designer/{model}?{urlencode({'done': done})}", status_code=303)
 
 
 @router.get("/designer/{model}/numbers", response_class=HTMLResponse, dependencies=[READ])
@@ -205,28 +343,47 @@ async def save_step(request: Request, model: str, step_id: str) -> Response:
         raise HTTPException(404, f"no step '{step_id}' in '{model}'")
     new_step, yaml_errors = read_form(step, {k: str(v) for k, v in (await request.form()).items()})
     doc = editing.update(doc, step_id, new_step)
-    _save(request, model, doc)  # saved even when invalid: nothing a marketer typed is lost
+    # Saved even when invalid: nothing a marketer typed is lost, and the problems show until it is mended.
+    _save(request, model, doc, f"edited '{new_step.get('name') or step_id}'")
     _, problems = check(doc)
     errors = _field_errors(problems, step_id)
     for name, messages in yaml_errors.items():
-        errors.setdefault(name, []).extend(messages)
-    form = build_form(new_step, _ids(doc), errors)
+        errors[name] = messages  # the reason it did not read beats the schema's complaint about the text
+    form = build_form(new_step, _ids(doc), errors, editing.labels(doc))
     context = editor(request, model, doc, selected=step_id, form=form, saved=True, problems=problems)
     if request.query_params.get("autosave"):  # a change as you type: leave the form alone, update the rest
         context |= {"oob": True, "autosaving": True}
-        return _render(request, "designer/editor.html", context, ["canvas", "problems", "field_errors"],
+        return _render(request, "designer/editor.html", context, ["canvas", "problems", "field_errors", "history"],
                        422 if errors else 200)
     return _panel_and_canvas(request, context, 422 if errors else 200)
 
 
 @router.post("/designer/{model}/steps/{step_id}/delete", response_class=HTMLResponse, dependencies=[WRITE])
 def delete_step(request: Request, model: str, step_id: str) -> Response:
+    before = _doc(request, model)
     try:
-        doc = editing.delete(_doc(request, model), step_id)
+        doc = editing.delete(before, step_id)
     except KeyError as exc:
         raise HTTPException(404, str(exc)) from None
-    _save(request, model, doc)
+    _save(request, model, doc, f"deleted '{editing.labels(before).get(step_id, step_id)}'")
     return _panel_and_canvas(request, editor(request, model, doc))
+
+
+@router.post("/designer/{model}/steps/{step_id}/rename", response_class=HTMLResponse, dependencies=[WRITE])
+def rename_step(request: Request, model: str, step_id: str, new_id: Annotated[str, Form()]) -> Response:
+    """A new id for a step; the start and every edge that led to it follow."""
+    doc = _doc(request, model)
+    try:
+        doc = editing.rename(doc, step_id, new_id)
+    except KeyError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:
+        context = editor(request, model, doc, selected=step_id)
+        context["form"].errors["id"] = [str(exc)]
+        return _panel_and_canvas(request, context | {"typed_id": new_id}, 422)
+    new_id = new_id.strip()
+    _save(request, model, doc, f"renamed step '{step_id}' to '{new_id}'")
+    return _panel_and_canvas(request, editor(request, model, doc, selected=new_id, saved=True))
 
 
 @router.get("/designer/{model}/insert", response_class=HTMLResponse, dependencies=[WRITE])
@@ -236,12 +393,25 @@ def choose_kind(request: Request, model: str, source: str, field: str) -> Respon
 
 @router.post("/designer/{model}/insert", response_class=HTMLResponse, dependencies=[WRITE])
 def insert_step(request: Request, model: str, source: Annotated[str, Form()], field: Annotated[str, Form()],
-                kind: Annotated[str, Form()]) -> Response:
+                kind: Annotated[str, Form()], then: Annotated[str, Form()] = "") -> Response:
+    """A step on an edge. A step with no way out (exit, move) in the middle of a path asks first what becomes of
+    the steps after it: keep them for the other leads behind a branch, delete them, or keep them aside."""
+    before = _doc(request, model)
     try:
-        doc, step_id = editing.insert(_doc(request, model), source, field, kind)
+        if then == "branch":
+            doc, step_id = editing.insert_exit_branch(before, source, field, kind)
+        else:
+            doc, step_id = editing.insert(before, source, field, kind)
     except (KeyError, ValueError) as exc:
         raise HTTPException(422, str(exc)) from None
-    _save(request, model, doc)
+    lost = editing.cut_off(before, doc)
+    if lost and then not in ("delete", "keep"):
+        asked = {"source": source, "field": field, "kind": kind, "lost": [editing.labels(doc)[s] for s in lost]}
+        return _panel_and_canvas(request, editor(request, model, before, asked=asked))
+    if then == "delete":
+        doc = editing.remove(doc, lost)
+    _save(request, model, doc, f"added a {kind.replace('_', ' ')} step" + (
+        f" and deleted the {len(lost)} step(s) after it" if then == "delete" else ""))
     return _panel_and_canvas(request, editor(request, model, doc, selected=step_id))
 
 
@@ -252,23 +422,28 @@ def move_step(request: Request, model: str, step_id: str, source: Annotated[str,
         doc = editing.move(_doc(request, model), step_id, source, field)
     except (KeyError, ValueError) as exc:
         raise HTTPException(422, str(exc)) from None
-    _save(request, model, doc)
+    _save(request, model, doc, f"moved '{editing.labels(doc).get(step_id, step_id)}'")
     return _panel_and_canvas(request, editor(request, model, doc, selected=step_id))
 
 
 @router.post("/designer/{model}/settings", response_class=HTMLResponse, dependencies=[WRITE])
 def save_settings(request: Request, model: str, name: Annotated[str, Form()] = "",
                   description: Annotated[str, Form()] = "", settings: Annotated[str, Form()] = "") -> Response:
+    """Checked against the document model before it is stored: what does not fit is shown, as typed, with why."""
     doc = dict(_doc(request, model))
-    try:
-        parsed = yaml.safe_load(settings) if settings.strip() else {}
-    except yaml.YAMLError as exc:
-        return _panel_and_canvas(request, editor(request, model, doc, settings_errors=[f"settings: {exc}"]), 422)
-    doc.update({"name": name.strip() or doc.get("name", model), "description": description, "settings": parsed})
-    _save(request, model, doc)
+    parsed, errors = read_settings(settings)
+    if parsed is None:
+        context = editor(request, model, doc, settings_errors=errors, settings_text=settings)
+        return _panel_and_canvas(request, context | {"typed_name": name, "typed_description": description}, 422)
+    doc.update({"name": name.strip() or doc.get("name", model), "description": description})
+    if parsed:
+        doc["settings"] = parsed
+    else:
+        doc.pop("settings", None)
+    _save(request, model, doc, "changed the settings")
     _, problems = check(doc)
     errors = [str(p) for p in problems if (p.field or "").startswith(("settings", "name"))]
-    context = editor(request, model, doc, settings_errors=errors, problems=problems)
+    context = editor(request, model, doc, settings_errors=errors, problems=problems, saved=True)
     return _panel_and_canvas(request, context, 422 if errors else 200)
 
 
@@ -283,7 +458,8 @@ def export(request: Request, model: str) -> PlainTextResponse:
 
 
 @router.get("/designer/{model}/publish", response_class=HTMLResponse, dependencies=[READ])
-def publish_page(request: Request, model: str, error: str = "", status: int = 200) -> Response:
+def publish_page(request: Request, model: str, error: str = "", status: int = 200,
+                 chosen: dict[str, str] | None = None, ends: list[str] | None = None) -> Response:
     doc = _doc(request, model)
     latest = store(request).latest(model)
     _, problems = check(doc)
@@ -295,10 +471,38 @@ def publish_page(request: Request, model: str, error: str = "", status: int = 20
     return _render(request, "designer/publish.html", {
         "model": model, "doc": doc, "latest": latest, "problems": [str(p) for p in problems],
         "changes": compare(latest.document if latest else None, doc), "waiting": waiting, "in_flight": in_flight,
-        "new_steps": _ids(doc), "approval": settings(request).publish_approval, "requests": requests[:10],
+        "new_steps": _ids(doc), "labels": editing.labels(doc), "kinds_by_id": _kinds(doc),
+        "chosen": chosen or {}, "ends": ends or [], "warnings": _warnings(request, doc) if not problems else [],
+        "approval": settings(request).publish_approval, "requests": requests[:10],
         "asked": _asked(request, model, doc), "error": error,
         "may_publish": principal(request).may("care-models:publish"),
         "may_ask": principal(request).may("care-models:write")}, status=status)
+
+
+def _kinds(doc: dict[str, Any]) -> dict[str, str]:
+    return {str(s.get("id")): str(s.get("kind")) for s in editing.steps(doc)}
+
+
+def _migration_refusal(request: Request, model: str, doc: dict[str, Any], form: dict[str, str]
+                       ) -> Response | None:
+    """Moving leads needs a choice for each step the new version lacks, and a second yes when choices end
+    journeys: nobody's journey ends by default."""
+    mapping = {k.removeprefix("map:"): v for k, v in form.items() if k.startswith("map:")}
+    waiting: dict[str, int] = {}
+    for (_, step), count in _designs(request).where_now(model).items():
+        waiting[step] = waiting.get(step, 0) + count
+    steps, labels = _kinds(doc), editing.labels(doc)
+    unchosen = [f"{n} lead{'s' if n != 1 else ''} at '{s}'" for s, n in sorted(waiting.items())
+                if s not in steps and not mapping.get(s)]
+    if unchosen:
+        return publish_page(request, model, "choose where they continue: " + "; ".join(unchosen) + " (that step is "
+                            "not in the new version)", 422, mapping)
+    ends = [f"{n} lead{'s' if n != 1 else ''} at '{s}' go to '{labels[t]}' ({steps[t]})"
+            for s, n in sorted(waiting.items()) if (t := mapping.get(s) or s) in steps
+            and steps[t] in editing.TERMINAL]
+    if ends and form.get("confirm_ends") != "yes":
+        return publish_page(request, model, "", 409, mapping, ends)
+    return None
 
 
 def _asked(request: Request, model: str, doc: dict[str, Any]) -> PublishRequest | None:
@@ -326,6 +530,8 @@ async def publish(request: Request, model: str) -> Response:
     parsed, problems = check(doc)
     if parsed is None or problems:
         return publish_page(request, model)
+    if form.get("mode") == "migrate" and (refusal := _migration_refusal(request, model, doc, form)) is not None:
+        return refusal
     approved = None
     if settings(request).publish_approval:
         approved = _asked(request, model, doc)
@@ -341,7 +547,7 @@ async def publish(request: Request, model: str) -> Response:
         raise HTTPException(422, str(exc)) from None
     if approved is not None:
         _designs(request).decide_request(approved.id or 0, "published", actor(request), f"version {row.version}")
-    _save(request, model, row.document)
+    _save(request, model, row.document, f"published as version {row.version}")
     audit(request).add(actor(request), "care-model.published", f"care-model:{model}", version=row.version,
                        approved_request=approved.id if approved else None, asked_by=approved.requested_by if
                        approved else None, diff=diff_lines(latest.document if latest else None, row.document))
@@ -360,23 +566,28 @@ async def publish(request: Request, model: str) -> Response:
 
 @router.get("/designer/{model}/versions", response_class=HTMLResponse, dependencies=[READ])
 def versions(request: Request, model: str, published: int | None = None, migrated: int = 0,
-             waiting: int = 0) -> Response:
+             waiting: int = 0, confirm: int | None = None) -> Response:
     rows = _designs(request).versions(model)
     diffs = {row.version: compare(rows[i + 1].document if i + 1 < len(rows) else None, row.document)
              for i, row in enumerate(rows)}
     return _render(request, "designer/versions.html", {"model": model, "rows": rows, "diffs": diffs,
                                                        "published": published, "migrated": migrated,
-                                                       "waiting": waiting})
+                                                       "waiting": waiting, "confirm": confirm},
+                   status=409 if confirm else 200)
 
 
 @router.post("/designer/{model}/versions/{number}/revert", dependencies=[PUBLISH])
-def revert(request: Request, model: str, number: int) -> RedirectResponse:
+def revert(request: Request, model: str, number: int, sure: Annotated[bool, Form()] = False) -> Response:
+    """Asks first when the draft holds unpublished edits; Undo brings them back either way."""
     row = _designs(request).version(model, number)
     if row is None:
         raise HTTPException(404, f"'{model}' has no version {number}")
-    _save(request, model, row.document)
+    latest = store(request).latest(model)
+    if not sure and latest is not None and normalise(_doc(request, model)) != normalise(latest.document):
+        return versions(request, model, confirm=number)
+    _save(request, model, row.document, f"reverted to version {number}")
     audit(request).add(actor(request), "care-model.reverted", f"care-model:{model}", to_version=number)
-    return RedirectResponse(f"/designer/{model}", status_code=303)
+    return RedirectResponse(f"/designer/{model}?done=Reverted+to+version+{number}", status_code=303)
 
 
 # --- simulate --------------------------------------------------------------------------------------------
@@ -398,10 +609,12 @@ def _sample_lead(doc: dict[str, Any]) -> str:
 
 @router.get("/designer/{model}/simulate", response_class=HTMLResponse, dependencies=[READ])
 def simulate_page(request: Request, model: str) -> Response:
-    context = editor(request, model)
-    context |= {"lead_yaml": _sample_lead(context["doc"]), "events_yaml": SAMPLE_EVENTS, "result": None,
-                "sim_error": "", "as_if_enrolled": False}
-    return _render(request, "designer/simulate.html", context)
+    def render(doc: dict[str, Any]) -> Response:
+        context = editor(request, model, doc) | {"lead_yaml": _sample_lead(doc), "events_yaml": SAMPLE_EVENTS,
+                                                 "result": None, "sim_error": "", "as_if_enrolled": False}
+        return _render(request, "designer/simulate.html", context)
+
+    return _or_recover(request, model, render)
 
 
 @router.post("/designer/{model}/simulate", response_class=HTMLResponse, dependencies=[WRITE])
@@ -438,7 +651,7 @@ async def run_simulation(request: Request, model: str, lead: Annotated[str, Form
 
 @router.get("/leads", response_class=HTMLResponse, dependencies=[allow("leads:read")])
 def leads(request: Request, q: str = "", erased: str = "") -> Response:
-    found = _designs(request).search_leads(q) if q.strip() else []
+    found = _designs(request).search_leads(q)
     blocks = ["results"] if request.headers.get("hx-request") and request.headers.get("hx-target") == "results" \
         else None
     return _render(request, "designer/leads.html", {"q": q, "found": found, "erased": erased}, blocks)

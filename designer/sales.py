@@ -14,9 +14,10 @@ from designer.auth import actor, allow, principal, public, sign_in
 from designer.deps import accounts, audit, settings, store
 from designer.sales_api import Decision, decide_handover, manages, may_decide, may_see
 from designer.templating import TEMPLATES
-from engine import links
+from engine import editing, links
 from store.sales import SalesStore
 from store.scores import explain
+from store.tables import Handover, Rep
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,18 +25,28 @@ router = APIRouter(include_in_schema=False)
 @router.post("/inbox/{key:path}/decision", dependencies=[allow("handovers:own")])
 async def decide_form(request: Request, key: str, decision: Annotated[str, Form()],
                       reason: Annotated[str, Form()] = "") -> Response:
+    """From the inbox (htmx), the answer is the card itself, decided and without buttons, or with the error."""
     rep = principal(request).rep_id
+    handover = SalesStore(store(request)).handover(key)
+    error, status = "", 422
     try:
         parsed = Decision.model_validate({"decision": decision, "reason": reason, "rep": rep})
-        handover = SalesStore(store(request)).handover(key)
         if handover is None:
             raise HTTPException(404, f"no handover '{key}'")
         may_decide(request, handover)
         await decide_handover(request, key, parsed)
     except ValidationError as exc:
-        return _inbox(request, error=exc.errors()[0]["msg"])
+        error = exc.errors()[0]["msg"]
     except HTTPException as exc:  # shown on the page the rep is looking at, not as bare JSON
-        return _inbox(request, error=str(exc.detail), status=exc.status_code)
+        error, status = str(exc.detail), exc.status_code
+    if request.headers.get("hx-request") and handover is not None and may_see(request, handover):
+        item = _item(request, handover, SalesStore(store(request)).reps())
+        if item is not None:
+            return TEMPLATES.TemplateResponse(request, "inbox_card.html", {"item": item | {"error": error},
+                                                                           "now": time.time()},
+                                              status_code=status if error else 200)
+    if error:
+        return _inbox(request, error=error, status=status)
     return RedirectResponse(f"/inbox?done={parsed.decision}", status_code=303)
 
 
@@ -64,26 +75,39 @@ def _inbox(request: Request, done: str = "", error: str = "", status: int = 422,
     db, sales, who = store(request), SalesStore(store(request)), principal(request)
     reps = sales.reps()
     me = next((r for r in reps if r.id == who.rep_id), None)
-    items = []
-    for handover in db.handovers("open"):
-        if not may_see(request, handover) or (rep and handover.rep_id != rep):
-            continue
-        lead = db.get_lead(handover.lead_id)
-        if lead is None:
-            continue
-        items.append({
-            "handover": handover, "lead": lead, "score": explain(db, db.snapshot(lead.id), time.time()),
-            "timeline": journey_timeline(db, sales, lead.id)[-25:], "manage": manages(request, handover),
-            "team": [r for r in reps if r.team == handover.team and r.active and r.id != handover.rep_id],
-        })
+    items = [item for handover in db.handovers("open")
+             if may_see(request, handover) and not (rep and handover.rep_id != rep)
+             and (item := _item(request, handover, reps)) is not None]
     return TEMPLATES.TemplateResponse(request, "inbox.html", {
         "me": me, "items": items, "done": done, "error": error, "now": time.time(), "rep": rep,
         "reps": reps if who.may("admin") else []}, status_code=status if error else 200)
 
 
+def _item(request: Request, handover: Handover, reps: list[Rep]) -> dict[str, Any] | None:
+    db, sales = store(request), SalesStore(store(request))
+    lead = db.get_lead(handover.lead_id)
+    if lead is None:
+        return None
+    decision = db.event(f"{handover.key}/decision")  # taken, though the care model may not have moved on yet
+    decided = "" if decision is None else (
+        f"{'Accepted' if decision.type == 'handover.accepted' else 'Rejected'}"
+        f"{' by ' + str(decision.data.get('rep')) if decision.data.get('rep') else ''}"
+        f"{': ' + str(decision.data.get('reason')) if decision.data.get('reason') else ''}. The lead's care model "
+        "moves on.")
+    return {"handover": handover, "lead": lead, "score": explain(db, db.snapshot(lead.id), time.time()),
+            "timeline": journey_timeline(db, sales, lead.id)[-25:], "manage": manages(request, handover),
+            "team": [r for r in reps if r.team == handover.team and r.active and r.id != handover.rep_id],
+            "decided": decided, "error": ""}
+
+
 def journey_timeline(db: Any, sales: SalesStore, lead_id: str) -> list[tuple[float, str, str]]:
-    """Steps taken, events received and stage changes, as one story in time order."""
-    rows = [(s.at, f"{s.care_model} · {s.step}", s.outcome) for s in db.journey(lead_id=lead_id)]
+    """Steps taken (by the names the marketer gave them), events received and stage changes, in time order."""
+    names: dict[tuple[str, int], dict[str, str]] = {}
+    for key in {(s.care_model, s.version) for s in db.journey(lead_id=lead_id)}:
+        version = db.version(*key)
+        names[key] = editing.labels(version.document) if version else {}
+    rows = [(s.at, f"{s.care_model} · {names[(s.care_model, s.version)].get(s.step, s.step)}", s.outcome)
+            for s in db.journey(lead_id=lead_id)]
     rows += [(e.at, "event", e.type) for e in db.timeline(lead_id)]
     rows += [(c.at, "stage", f"{c.from_stage} → {c.to_stage} ({c.reason})") for c in sales.stage_history(lead_id)]
     return sorted(rows, key=lambda r: r[0])

@@ -94,9 +94,11 @@ def list_reps(request: Request) -> list[dict[str, Any]]:
 
 @router.put("/api/reps/{rep_id}", dependencies=[allow("sales:write")])
 def put_rep(request: Request, rep_id: str, rep: RepIn) -> dict[str, Any]:
-    row = SalesStore(store(request)).put_rep(Rep(id=rep_id, **rep.model_dump()))
+    sales = SalesStore(store(request))
+    row = sales.put_rep(Rep(id=rep_id, **rep.model_dump()))
     audit(request).add(actor(request), "rep.saved", f"rep:{rep_id}", **rep.model_dump())
-    return row.model_dump()
+    assigned = sales.assign_waiting(row.team) if row.active else []
+    return row.model_dump() | {"assigned": [h.key for h in assigned]}
 
 
 @router.post("/api/scoring-model", status_code=201, dependencies=[allow("sales:write")])

@@ -1,5 +1,7 @@
 """Warnings about a care model that is valid but may not do what its author means: event names no one sends,
-sales outcomes with no next step, a holdout that ends the run. They never block publishing; each says what to do.
+sales outcomes with no next step, a holdout that ends the run, a goal that ends runs before a later step can use
+its event, a sales team with no reps, a connector that is not installed. They never block publishing; each says
+what to do.
 
 Also the catalogue of event types Nurture knows without being told."""
 
@@ -23,8 +25,58 @@ BUILTIN_EVENTS = frozenset({
 })
 
 
-def advice(doc: CareModelDocument, known_events: set[str] | frozenset[str] = BUILTIN_EVENTS) -> list[Problem]:
-    return [*_unknown_events(doc, set(known_events) | BUILTIN_EVENTS), *_open_ends(doc)]
+def advice(doc: CareModelDocument, known_events: set[str] | frozenset[str] = BUILTIN_EVENTS,
+           teams: set[str] | None = None, connectors: set[str] | None = None) -> list[Problem]:
+    """`teams` and `connectors`, when given, are the ones this installation has: others are warned about."""
+    return [*_unknown_events(doc, set(known_events) | BUILTIN_EVENTS), *_open_ends(doc), *_pre_empted(doc),
+            *_unknown_teams(doc, teams), *_unknown_connectors(doc, connectors)]
+
+
+def _pre_empted(doc: CareModelDocument) -> list[Problem]:
+    """A goal or exit rule met by an event ends the run as the event arrives, before a wait for it can move on."""
+    out = []
+    for group, what in (("goals", "goal"), ("exit_when", "exit rule")):
+        for rule in getattr(doc.settings, group):
+            ending = set(_met_by(rule.when))
+            for step in doc.steps:
+                if isinstance(step, WaitEventStep) and step.event in ending:
+                    out.append(Problem(
+                        f"the {what} '{rule.name}' is met by '{step.event}' and ends the run when it arrives, so this "
+                        f"step never sees it: its leads go on only by timeout, and what follows 'event' is never "
+                        f"reached that way. Wait for another event, or make the {what} need more than this one",
+                        step=step.id, field="event"))
+    return out
+
+
+def _met_by(cond: Any) -> Iterator[str]:
+    """Events that can by themselves make a condition true (not those under a `not`, nor one of several in an
+    `all`, which needs the others too)."""
+    if isinstance(cond, EngagementCondition) and cond.min_count == 1:
+        yield cond.event
+    elif isinstance(cond, AnyCondition):
+        for inner in cond.conditions:
+            yield from _met_by(inner)
+    elif isinstance(cond, AllCondition) and len(cond.conditions) == 1:
+        yield from _met_by(cond.conditions[0])
+
+
+def _unknown_teams(doc: CareModelDocument, teams: set[str] | None) -> list[Problem]:
+    if teams is None:
+        return []
+    known = f" (teams with reps: {', '.join(sorted(teams))})" if teams else ""
+    return [Problem(f"no active rep is in team '{step.team}'{known}: its handovers wait unassigned until a rep joins "
+                    "it. Check the spelling, or add a rep", step=step.id, field="team")
+            for step in doc.steps if isinstance(step, HandoverStep) and step.team not in teams]
+
+
+def _unknown_connectors(doc: CareModelDocument, connectors: set[str] | None) -> list[Problem]:
+    if connectors is None:
+        return []
+    return [Problem(f"no connector '{name}' is installed (installed: {', '.join(sorted(connectors)) or 'none'}): its "
+                    "sends would fail. Choose an installed one, or have an admin install it", step=step.id,
+                    field="connector")
+            for step in doc.steps
+            if isinstance(name := getattr(step, "connector", None), str) and name not in connectors]
 
 
 def _unknown_events(doc: CareModelDocument, known: set[str]) -> list[Problem]:

@@ -19,6 +19,7 @@ from engine.steps import KINDS
 class StepChange:
     step: str
     kind: str
+    name: str = ""  # what the marketer called it, if anything
     fields: list[str] = field(default_factory=list)  # changed fields, edges excluded
     rewired: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # (edge, was, now)
 
@@ -52,12 +53,11 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> Changes:
     before, after = normalise(old), normalise(new)
     was, now = _steps(before), _steps(after)
     changes = Changes(raw=_raw(before, after))
-    changes.added = [_rewired(StepChange(sid, str(step.get("kind"))), {}, step) for sid, step in now.items()
-                     if sid not in was]
-    changes.removed = [StepChange(sid, str(step.get("kind"))) for sid, step in was.items() if sid not in now]
+    changes.added = [_rewired(_change(sid, step), {}, step) for sid, step in now.items() if sid not in was]
+    changes.removed = [_change(sid, step) for sid, step in was.items() if sid not in now]
     for sid in was.keys() & now.keys():
         if was[sid] != now[sid]:
-            change = _rewired(StepChange(sid, str(now[sid].get("kind"))), was[sid], now[sid])
+            change = _rewired(_change(sid, now[sid]), was[sid], now[sid])
             change.fields = sorted(k for k in was[sid].keys() | now[sid].keys()
                                    if was[sid].get(k) != now[sid].get(k) and k not in _edge_fields(now[sid])
                                    and k not in _edge_fields(was[sid]))
@@ -69,10 +69,19 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> Changes:
     if before.get("start") != after.get("start"):
         changes.start = (before.get("start"), after.get("start"))
     top = (before.keys() | after.keys()) - {"steps", "settings", "start"}
+    old_settings, new_settings = _mapping(before.get("settings")), _mapping(after.get("settings"))
     changes.settings = sorted(k for k in top if before.get(k) != after.get(k)) + sorted(
-        f"settings.{k}" for k in (before.get("settings") or {}).keys() | (after.get("settings") or {}).keys()
-        if (before.get("settings") or {}).get(k) != (after.get("settings") or {}).get(k))
+        f"settings.{k}" for k in old_settings.keys() | new_settings.keys()
+        if old_settings.get(k) != new_settings.get(k))
     return changes
+
+
+def _change(step_id: str, step: dict[str, Any]) -> StepChange:
+    return StepChange(step_id, str(step.get("kind")), str(step.get("name") or ""))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _steps(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -1,5 +1,5 @@
 """Edits a draft care-model document (plain data, possibly invalid) the way the designer's canvas does:
-insert a step on an edge, update, delete, move. Pure: every function returns a new document."""
+insert a step on an edge, update, delete, move, rename. Pure: every function returns a new document."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import copy
 import re
 from typing import Any
 
+from engine.fields import STEP_ID_PATTERN
 from engine.steps import KINDS as STEP_KINDS
 
 START = "__start__"  # the canvas's entry node; its one edge is the document's `start`
@@ -14,6 +15,7 @@ START = "__start__"  # the canvas's entry node; its one edge is the document's `
 # What a freshly added step looks like; `{next}` is replaced by where the edge it was put on led.
 DEFAULTS: dict[str, dict[str, Any]] = {kind: cls.NEW for kind, cls in STEP_KINDS.items()}
 KINDS = tuple(DEFAULTS)
+TERMINAL = frozenset(kind for kind, cls in STEP_KINDS.items() if not cls.EDGES)  # no way out: exit, move
 
 
 def blank(model_id: str, name: str) -> dict[str, Any]:
@@ -30,10 +32,29 @@ def find(doc: dict[str, Any], step_id: str) -> dict[str, Any] | None:
     return next((s for s in steps(doc) if s.get("id") == step_id), None)
 
 
+def labels(doc: dict[str, Any]) -> dict[str, str]:
+    """What to call each step: the name the marketer gave it, or its id."""
+    return {str(s.get("id")): str(s.get("name") or s.get("id")) for s in steps(doc)}
+
+
+def reachable(doc: dict[str, Any]) -> set[str]:
+    by_id = {str(s.get("id")): s for s in steps(doc)}
+    seen: set[str] = set()
+    todo = [doc.get("start")]
+    while todo:
+        current = todo.pop()
+        if isinstance(current, str) and current in by_id and current not in seen:
+            seen.add(current)
+            todo += [target for _, target, _ in out_edges(by_id[current])]
+    return seen
+
+
 def out_edges(step: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     """(field path, target, label) for each way out of a step, read leniently from raw data."""
     kind = STEP_KINDS.get(str(step.get("kind")))
-    return kind.outgoing(step) if kind else [("next", step.get("next"), "")]
+    edges = kind.outgoing(step) if kind else [("next", step.get("next"), "")]
+    # A target that is not text (a draft can hold anything) leads nowhere; the validator says why.
+    return [(field, target if isinstance(target, str) else None, str(label)) for field, target, label in edges]
 
 
 def _get(step: dict[str, Any], path: str) -> Any:
@@ -141,9 +162,44 @@ def move(doc: dict[str, Any], step_id: str, source: str, field: str) -> dict[str
     return doc
 
 
+def cut_off(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Steps an edit left with no path from the start, in document order."""
+    lost = reachable(before) - reachable(after)
+    return [str(s.get("id")) for s in steps(after) if s.get("id") in lost]
+
+
+def insert_exit_branch(doc: dict[str, Any], source: str, field: str, kind: str) -> tuple[dict[str, Any], str]:
+    """A branch on the edge whose first case ends in a new `kind` step, and whose otherwise carries on where the
+    edge led: an exit (or move) for some leads that keeps what followed for the rest."""
+    doc, branch = insert(doc, source, field, "branch")
+    return insert(doc, branch, "cases.0.next", kind)
+
+
+def remove(doc: dict[str, Any], step_ids: list[str]) -> dict[str, Any]:
+    """Drops steps nothing reaches any more (what a terminal step cut off)."""
+    doc = copy.deepcopy(doc)
+    doc["steps"] = [s for s in steps(doc) if s.get("id") not in step_ids]
+    return doc
+
+
+def rename(doc: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """Gives a step another id; the start and every edge that led to it follow."""
+    new = new.strip()
+    if not re.fullmatch(STEP_ID_PATTERN, new):
+        raise ValueError(f"'{new}' cannot be a step id: start with a letter, then letters, digits, '-' or '_' "
+                         "(at most 64)")
+    if new != old and find(doc, new) is not None:
+        raise ValueError(f"another step is called '{new}' already")
+    doc = copy.deepcopy(doc)
+    _step(doc, old)["id"] = new
+    _redirect(doc, old, new)
+    return doc
+
+
 def all_edges(doc: dict[str, Any]) -> list[tuple[str, str, str | None, str]]:
     """(source, field, target, label) for every edge, the start edge first."""
-    out = [(START, "start", doc.get("start"), "")]
+    start = doc.get("start")
+    out = [(START, "start", start if isinstance(start, str) else None, "")]
     for s in steps(doc):
         out += [(str(s.get("id")), field, target, label) for field, target, label in out_edges(s)]
     return out

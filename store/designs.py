@@ -8,10 +8,12 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, delete, func, select
 
 from store.store import Store
-from store.tables import CareModelVersion, Draft, Enrolment, JourneyRow, Lead, PublishRequest, utcnow
+from store.tables import CareModelVersion, Draft, DraftRevision, Enrolment, JourneyRow, Lead, PublishRequest, utcnow
+
+HISTORY_KEPT = 200  # revisions of each draft that undo can go back through
 
 
 def draft_hash(document: dict[str, Any]) -> str:
@@ -31,20 +33,88 @@ class Designs:
         latest = self.store.latest(care_model)
         return latest.document if latest else None
 
-    def save(self, care_model: str, document: dict[str, Any], by: str = "") -> None:
-        """Saves the draft; a request to publish an earlier draft is voided, so no one approves what they did not
-        see."""
+    def save(self, care_model: str, document: dict[str, Any], by: str = "", what: str = "edit") -> None:
+        """Saves the draft as a new revision (what comes after the current one, undone edits, is dropped)."""
+        latest = self.store.latest(care_model)  # read first: a session inside the write would wait on itself
+        with self.store.session() as s:
+            row = s.get(Draft, care_model)
+            if row is None:
+                row = Draft(care_model=care_model, document=latest.document if latest else document)
+                if latest is not None:  # undo can go back to what was published
+                    s.add(DraftRevision(care_model=care_model, seq=0, document=latest.document,
+                                        what=f"version {latest.version} as published", at=time.time()))
+            elif row.document == document:
+                return
+            elif s.exec(self._revision(care_model, row.position)).first() is None:  # a draft from before history
+                s.add(DraftRevision(care_model=care_model, seq=row.position, document=row.document,
+                                    what="the draft before history was kept", at=time.time()))
+            s.exec(delete(DraftRevision).where(col(DraftRevision.care_model) == care_model,
+                                               col(DraftRevision.seq) > row.position))
+            s.exec(delete(DraftRevision).where(col(DraftRevision.care_model) == care_model,
+                                               col(DraftRevision.seq) <= row.position - HISTORY_KEPT))
+            row.position += 1
+            s.add(DraftRevision(care_model=care_model, seq=row.position, document=document, what=what, by=by,
+                                at=time.time()))
+            self._put(s, row, document, by)
+
+    @staticmethod
+    def _revision(care_model: str, seq: int) -> Any:
+        return select(DraftRevision).where(col(DraftRevision.care_model) == care_model, col(DraftRevision.seq) == seq)
+
+    @staticmethod
+    def _put(s: Session, row: Draft, document: dict[str, Any], by: str) -> None:
+        """A request to publish an earlier draft is voided, so no one approves what they did not see."""
         digest = draft_hash(document)
+        row.document, row.updated_at = document, utcnow()
+        s.add(row)
+        for waiting in s.exec(select(PublishRequest).where(col(PublishRequest.care_model) == row.care_model,
+                                                           col(PublishRequest.status) == "waiting")):
+            if waiting.hash != digest:
+                waiting.status, waiting.decided_at = "voided", time.time()
+                waiting.note = f"the draft was edited{' by ' + by if by else ''} after the request"
+                s.add(waiting)
+
+    def step_back(self, care_model: str, by: str, forward: bool = False) -> str | None:
+        """Undo (or, forward, redo) one revision; says what was undone or redone, or None when there is nothing."""
+        with self.store.session() as s:
+            row = s.get(Draft, care_model)
+            if row is None:
+                return None
+            here = s.exec(self._revision(care_model, row.position)).first()
+            there = s.exec(self._revision(care_model, row.position + (1 if forward else -1))).first()
+            if here is None or there is None:
+                return None
+            row.position = there.seq
+            self._put(s, row, there.document, by)
+            return there.what if forward else here.what
+
+    def history(self, care_model: str) -> tuple[list[DraftRevision], int]:
+        """The kept revisions, newest first, and the one the draft is at."""
+        with self.store.session() as s:
+            row = s.get(Draft, care_model)
+            revisions = s.exec(select(DraftRevision).where(col(DraftRevision.care_model) == care_model)
+                               .order_by(col(DraftRevision.seq).desc())).all()
+            return list(revisions), row.position if row else 0
+
+    def archive(self, care_model: str, archived: bool) -> None:
+        """Draft rows hold the flag; a care model published without the designer gets one here."""
+        document = self.draft(care_model)
+        if document is None:
+            raise KeyError(care_model)
         with self.store.session() as s:
             row = s.get(Draft, care_model) or Draft(care_model=care_model, document=document)
-            row.document, row.updated_at = document, utcnow()
+            row.archived_at = time.time() if archived else None
             s.add(row)
-            for waiting in s.exec(select(PublishRequest).where(col(PublishRequest.care_model) == care_model,
-                                                               col(PublishRequest.status) == "waiting")):
-                if waiting.hash != digest:
-                    waiting.status, waiting.decided_at = "voided", time.time()
-                    waiting.note = f"the draft was edited{' by ' + by if by else ''} after the request"
-                    s.add(waiting)
+
+    def delete(self, care_model: str) -> None:
+        """Deletes a care model that was never published, with its history."""
+        if self.store.latest(care_model) is not None:
+            raise ValueError(f"'{care_model}' has been published: archive it instead, so its leads keep their history")
+        with self.store.session() as s:
+            s.exec(delete(DraftRevision).where(col(DraftRevision.care_model) == care_model))
+            row = s.get(Draft, care_model)
+            if row is not None:
+                s.delete(row)
 
     def ask_to_publish(self, care_model: str, document: dict[str, Any], by: str) -> PublishRequest:
         digest = draft_hash(document)
@@ -78,15 +148,20 @@ class Designs:
             if row is not None:
                 s.delete(row)
 
-    def names(self) -> list[tuple[str, str, int | None, bool]]:
-        """(care model, name, latest version, has unpublished changes) for every model or draft."""
+    def names(self, query: str = "", archived: bool = False) -> list[tuple[str, str, int | None, bool]]:
+        """(care model, name, latest version, has unpublished changes) for every model or draft whose id or name
+        holds the query; the archived ones, or the others."""
         published = {v.care_model: v for v in self.store.latest_versions()}
         with self.store.session() as s:
             drafts = {d.care_model: d for d in s.exec(select(Draft))}
         out = []
         for model in sorted(set(published) | set(drafts)):
             version, draft = published.get(model), drafts.get(model)
+            if (draft is not None and draft.archived_at is not None) != archived:
+                continue
             name = (draft.document.get("name") if draft else None) or (version.name if version else model)
+            if query.strip().lower() not in f"{model} {name}".lower():
+                continue
             changed = draft is not None and (version is None or draft.document != version.document)
             out.append((model, str(name), version.version if version else None, changed))
         return out
@@ -127,8 +202,10 @@ class Designs:
             out[step]["converted"] += enrolment in converted
         return dict(out)
 
-    def search_leads(self, query: str, limit: int = 20) -> list[Lead]:
+    def search_leads(self, query: str, limit: int = 50) -> list[Lead]:
+        """Leads whose id or email holds the query, newest first (the newest of all, for no query)."""
         pattern = f"%{query.strip().lower()}%"
         with self.store.session() as s:
             return list(s.exec(select(Lead).where(
-                func.lower(col(Lead.id)).like(pattern) | func.lower(col(Lead.email)).like(pattern)).limit(limit)))
+                func.lower(col(Lead.id)).like(pattern) | func.lower(col(Lead.email)).like(pattern))
+                .order_by(col(Lead.created_at).desc()).limit(limit)))

@@ -57,6 +57,25 @@ class SalesStore:
             s.merge(rep)
         return rep
 
+    def assign_waiting(self, team: str) -> list[Handover]:
+        """Routes the team's open handovers that found no rep when they opened (a rep has joined since)."""
+        with self.store.session() as s:
+            waiting = list(s.exec(select(Handover).where(col(Handover.team) == team, col(Handover.status) == "open",
+                                                         col(Handover.rep_id) == "")))
+        assigned = []
+        for handover in waiting:
+            lead = self.store.get_lead(handover.lead_id)
+            rep, how = self.route(team, handover.routing, lead) if lead else (None, "")
+            if rep is None:
+                break
+            with self.store.session() as s:
+                row = s.get(Handover, handover.key)
+                if row is not None and row.rep_id == "":
+                    row.rep_id, row.routed_by = rep.id, f"{how}, once a rep joined the team"
+                    s.add(row)
+                    assigned.append(row)
+        return assigned
+
     def handovers_of(self, lead_id: str) -> list[Handover]:
         with self.store.session() as s:
             return list(s.exec(select(Handover).where(col(Handover.lead_id) == lead_id)))

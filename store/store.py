@@ -19,6 +19,7 @@ from store.db import make_engine, migrate, require_current
 from store.tables import (
     CareModelVersion,
     DeliveryRow,
+    Draft,
     Enrolment,
     EventRow,
     Handover,
@@ -94,6 +95,11 @@ class Store:
             return s.exec(select(CareModelVersion).where(col(CareModelVersion.care_model) == care_model,
                                                          col(CareModelVersion.version) == version)).first()
 
+    def archived(self) -> set[str]:
+        """Care models a marketer archived: they take no new leads; leads already in them carry on."""
+        with self.session() as s:
+            return set(s.exec(select(Draft.care_model).where(col(Draft.archived_at).is_not(None))))
+
     def latest_versions(self) -> list[CareModelVersion]:
         with self.session() as s:
             newest = (select(col(CareModelVersion.care_model), func.max(col(CareModelVersion.version)).label("v"))
@@ -124,6 +130,10 @@ class Store:
     def get_lead(self, lead_id: str) -> Lead | None:
         with self.session() as s:
             return s.get(Lead, lead_id)
+
+    def event(self, event_id: str) -> EventRow | None:
+        with self.session() as s:
+            return s.get(EventRow, event_id)
 
     def record_event(self, event: LeadEvent, lead_id: str, deliveries: Sequence[DeliveryRow] = ()) -> bool:
         """Stores the event on the lead's timeline with what Temporal must be told of it, in one transaction.

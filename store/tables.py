@@ -182,6 +182,22 @@ class Draft(SQLModel, table=True):
     care_model: str = Field(primary_key=True)
     document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
+    position: int = 0  # the revision this draft is at: undo goes one back, redo one on
+    archived_at: float | None = None  # hidden from the list, and takes no new leads
+
+
+class DraftRevision(SQLModel, table=True):
+    """One saved state of a draft, so that every edit can be undone (and redone) from any browser."""
+
+    __tablename__ = "draft_revisions"
+    __table_args__ = (UniqueConstraint("care_model", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    care_model: str = Field(index=True)
+    seq: int
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    what: str = ""
+    by: str = ""
+    at: float = 0
 
 
 class DeliveryRow(SQLModel, table=True):

@@ -80,7 +80,7 @@ def test_nurture_up_from_the_wheel_serves_a_designer_that_works(installed: Path,
             shot(page, "wheel-published")
             # The API docs come from the wheel too: this browser reaches nothing but the app.
             page.goto("/docs")
-            expect(page.locator(".swagger-ui .info .title")).to_contain_text("Nurture API")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("Nurture 0.1.0")
             expect(page.locator(".opblock-summary-path", has_text="/api/leads/{lead_id}").first).to_be_visible()
             browser.close()
     finally:

@@ -59,8 +59,10 @@ def enrol_row(key: str, lead_id: str, care_model: str, trigger: LeadEvent | None
 
 def targets(store: Store, lead_id: str, event: LeadEvent) -> list[DeliveryRow]:
     """Whom this event concerns: care models whose entry rule it matches, and the lead's running runs."""
-    rows = []
+    rows, archived = [], store.archived()
     for version in store.latest_versions():
+        if version.care_model in archived:
+            continue
         entry = entry_of(version.plan)
         if entry and entry.event and event_matches(event.type, event.data, entry.event, entry.where):
             rows.append(enrol_row(f"{event.id}>enrol/{version.care_model}", lead_id, version.care_model, event,
