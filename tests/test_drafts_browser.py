@@ -80,7 +80,7 @@ def test_typed_yaml_survives_a_syntax_error_and_undo_redo_take_edits_back(page: 
                                                       "  next: end")
     save(page)
     expect(page.locator("#problems")).to_contain_text("No problems")
-    page.locator("#node-branch-1").click()
+    open_step(page, "branch-1")
     page.once("dialog", lambda d: d.accept())
     page.locator("#panel button", has_text="Delete step").click()
     expect(page.locator("#node-branch-1")).to_have_count(0)
@@ -124,6 +124,12 @@ def test_templates_imports_and_reverts_ask_before_replacing(page: Page, site_sto
     expect(page.locator("#done")).to_contain_text("Reverted to version 1")
     page.click("text=↶ Undo")
     expect(page.locator("h1")).to_contain_text("Our welcome")
+
+
+def open_step(page: Page, step_id: str) -> None:
+    """Clicks a step on the canvas and waits until the panel holds its form (not the one before)."""
+    page.locator(f"#node-{step_id}").click()
+    expect(page.locator("#step-form")).to_have_attribute("hx-post", re.compile(f"/steps/{step_id}$"))
 
 
 def _leads_waiting(store: Store, model: str, step: str, count: int) -> None:
@@ -188,19 +194,19 @@ def test_warnings_names_ids_and_the_panel_in_view(page: Page, site_store: Store)
     add_step(page, "wait-event-1:on_event", "handover")
     save(page, team="enterprize")
     expect(page.locator(".warnings")).to_contain_text("no active rep is in team 'enterprize'")
-    page.locator("#node-intro").click()
+    open_step(page, "intro")
     save(page, connector="mailgun")
     expect(page.locator(".warnings")).to_contain_text("no connector 'mailgun' is installed")
 
     # Names first: the canvas and the edge choices show them; renaming an id rewires its edges.
-    page.locator("#node-wait-event-1").click()
+    open_step(page, "wait-event-1")
     save(page, name="Registered?")
     expect(page.locator("#node-wait-event-1 b")).to_have_text("Registered?")
     page.locator('#panel input[name="new_id"]').fill("registered")
     page.click("text=Rename")
     expect(page.locator("#node-registered")).to_contain_text("Registered?")
     expect(page.locator("#problems")).not_to_contain_text("unknown step")
-    page.locator("#node-intro").click()
+    open_step(page, "intro")
     expect(page.locator('#panel select[name="next"] option:checked')).to_have_text("Registered? (registered)")
 
     # The panel stays on screen for a step far down a tall flow.

@@ -119,10 +119,16 @@ def test_the_images_build_stages_produce_the_htmx_asset_in_the_wheel(tmp_path: P
     source = tmp_path / "src"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", "node_modules", ".git", "data", "tests",
                                                                   "build", "dist", "*.egg-info", "__pycache__"))
-    (source / "node_modules" / "htmx.org" / "dist").mkdir(parents=True)
-    shutil.copy2(node / "node_modules" / "htmx.org" / "dist" / "htmx.min.js",
-                 source / "node_modules" / "htmx.org" / "dist" / "htmx.min.js")
+    copies = re.findall(r"^COPY --from=assets /src/(\S+) \./(\S+)$", dockerfile, re.M)
+    assert copies, "the wheel stage takes the front-end files from the assets stage"
+    for taken, put in copies:  # as the Dockerfile's COPY --from=assets lines do
+        (source / put).parent.mkdir(parents=True, exist_ok=True)
+        if (node / taken).is_dir():
+            shutil.copytree(node / taken, source / put)
+        else:
+            shutil.copy2(node / taken, source / put)
     command = shlex.split(wheel.replace("python ", f"{sys.executable} ", 1))
     subprocess.run(command, cwd=source, check=True, capture_output=True)
     [built] = (source / "wheels").glob("nurture-*.whl")
     assert "designer/static/htmx.min.js" in zipfile.ZipFile(built).namelist()
+    assert "designer/static/swagger/swagger-ui-bundle.js" in zipfile.ZipFile(built).namelist()
