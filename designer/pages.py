@@ -128,10 +128,8 @@ def _entry_label(doc: dict[str, Any]) -> str:
 
 def _history(request: Request, model: str) -> dict[str, str]:
     """What Undo and Redo would take back or bring back, for their buttons."""
-    revisions, position = _designs(request).history(model)
-    by_seq = {r.seq: r for r in revisions}
-    here, back, on = by_seq.get(position), by_seq.get(position - 1), by_seq.get(position + 1)
-    return {"undo": here.what if here and back else "", "redo": on.what if on else "", "count": str(len(revisions))}
+    undo, redo = _designs(request).undo_redo(model)
+    return {"undo": undo, "redo": redo}
 
 
 def _warnings(request: Request, doc: dict[str, Any]) -> list[str]:
@@ -259,8 +257,7 @@ def archive(request: Request, model: str, restore: Annotated[bool, Form()] = Fal
         raise HTTPException(404, f"no care model '{model}'") from None
     audit(request).add(actor(request), "care-model.restored" if restore else "care-model.archived",
                        f"care-model:{model}")
-    return RedirectResponse(f"/designer?done={'restored' if restore else 'archived'}+{model}"
-                            + ("" if restore else "&archived=false"), status_code=303)
+    return RedirectResponse(f"/designer?done={'restored' if restore else 'archived'}+{model}", status_code=303)
 
 
 @router.post("/designer/{model}/delete", dependencies=[WRITE])

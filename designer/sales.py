@@ -44,7 +44,7 @@ async def decide_form(request: Request, key: str, decision: Annotated[str, Form(
         if item is not None:
             return TEMPLATES.TemplateResponse(request, "inbox_card.html", {"item": item | {"error": error},
                                                                            "now": time.time()},
-                                              status_code=status if error else 200)
+                                              status_code=422 if error else 200)  # htmx swaps 422
     if error:
         return _inbox(request, error=error, status=status)
     return RedirectResponse(f"/inbox?done={parsed.decision}", status_code=303)

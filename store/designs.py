@@ -88,13 +88,18 @@ class Designs:
             self._put(s, row, there.document, by)
             return there.what if forward else here.what
 
-    def history(self, care_model: str) -> tuple[list[DraftRevision], int]:
-        """The kept revisions, newest first, and the one the draft is at."""
+    def undo_redo(self, care_model: str) -> tuple[str, str]:
+        """What Undo would take back and what Redo would bring back ("" for nothing), read without the documents:
+        the editor asks on every change."""
         with self.store.session() as s:
             row = s.get(Draft, care_model)
-            revisions = s.exec(select(DraftRevision).where(col(DraftRevision.care_model) == care_model)
-                               .order_by(col(DraftRevision.seq).desc())).all()
-            return list(revisions), row.position if row else 0
+            if row is None:
+                return "", ""
+            near = dict(s.exec(select(col(DraftRevision.seq), col(DraftRevision.what)).where(
+                col(DraftRevision.care_model) == care_model, col(DraftRevision.seq) >= row.position - 1,
+                col(DraftRevision.seq) <= row.position + 1)).all())
+        here, back = near.get(row.position), near.get(row.position - 1)
+        return (here or "") if here is not None and back is not None else "", near.get(row.position + 1) or ""
 
     def archive(self, care_model: str, archived: bool) -> None:
         """Draft rows hold the flag; a care model published without the designer gets one here."""

@@ -55,7 +55,9 @@ def test_undo_and_redo_walk_the_draft_history(store: Store) -> None:
     designs.step_back("m", "ann")
     designs.save("m", {"id": "m", "n": 3}, "bob", "another edit")
     assert designs.step_back("m", "bob", forward=True) is None, "a new edit after an undo drops what was undone"
-    assert [r.what for r in designs.history("m")[0]] == ["another edit", "created"]
+    assert designs.undo_redo("m") == ("another edit", "")
+    designs.step_back("m", "bob")
+    assert designs.undo_redo("m") == ("", "another edit"), "back at the first revision, with the edit to redo"
 
 
 # The settings box: ten things a marketer plausibly types. None may answer 500; each either saves or says why, by
