@@ -80,7 +80,6 @@ def test_typed_yaml_survives_a_syntax_error_and_undo_redo_take_edits_back(page: 
                                                       "  next: end")
     save(page)
     expect(page.locator("#problems")).to_contain_text("No problems")
-    open_step(page, "branch-1")
     page.once("dialog", lambda d: d.accept())
     page.locator("#panel button", has_text="Delete step").click()
     expect(page.locator("#node-branch-1")).to_have_count(0)
@@ -188,6 +187,7 @@ def test_warnings_names_ids_and_the_panel_in_view(page: Page, site_store: Store)
     page.locator('#panel textarea[name="settings"]').fill(
         "goals:\n  - name: registered\n    when: {type: engagement, event: webinar.registered}")
     page.click("text=Save settings")
+    expect(page.locator("#panel #saved")).to_be_visible()  # the canvas is redrawn before the next click
     add_step(page, "intro:next", "wait_event")
     save(page, event="webinar.registered")
     expect(page.locator(".warnings")).to_contain_text("the goal 'registered' is met by 'webinar.registered'")
