@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
@@ -19,10 +20,13 @@ from temporalio.worker import Interceptor
 
 from connectors.base import Message, Receipt
 from connectors.registry import CHANNELS
+from designer.app import create_app
 from engine.lead import LeadEvent, LeadState
 from engine.validator import load_or_raise
+from nurture.settings import Settings
 from store.store import Store
 from store.tables import CareModelVersion
+from tests.accounts import sign_in
 from tests.postgres import PostgresServer
 from workflows.care_model_run import CareModelRun
 from workflows.enrolment import Enrolled, enrol
@@ -145,6 +149,16 @@ async def _harness(env: WorkflowEnvironment, store: Store, interceptors: list[In
 async def nurture(env: WorkflowEnvironment, store: Store) -> AsyncIterator[Harness]:
     async for harness in _harness(env, store, []):
         yield harness
+
+
+@pytest.fixture
+async def designer(nurture: Harness, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The web app on the harness's store and Temporal, signed in as an admin."""
+    app = create_app(Settings(data_dir=tmp_path, task_queue=nurture.queue), store=nurture.store,
+                     client=nurture.env.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nurture") as client:
+        await sign_in(client, nurture.store)
+        yield client
 
 
 def harness_with(env: WorkflowEnvironment, store: Store, interceptors: list[Interceptor] = (),  # type: ignore[assignment]

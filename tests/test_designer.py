@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from designer.app import create_app
 from engine import editing
 from engine.layout import layout
 from engine.validator import check
-from nurture.settings import Settings
 from store.designs import Designs
-from tests.accounts import sign_in
 from tests.conftest import Harness
 from workflows.care_model_run import CareModelRun
 
@@ -52,15 +47,6 @@ def test_layout_puts_branches_side_by_side_and_draws_loops_apart() -> None:
     assert [(e.source, e.target) for e in loops] == [("wait-fortnight", "hot")]
     assert all(e.plus[0] > drawn.nodes["hot"].x + 200 for e in loops), "loops run in a lane right of the flow"
     assert all(e.source in drawn.nodes for e in drawn.edges)
-
-
-@pytest.fixture
-async def designer(nurture: Harness, tmp_path: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(data_dir=tmp_path, task_queue=nurture.queue), store=nurture.store,
-                     client=nurture.env.client)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nurture") as client:
-        await sign_in(client, nurture.store)
-        yield client
 
 
 async def test_templates_import_export_and_located_import_errors(designer: httpx.AsyncClient) -> None:

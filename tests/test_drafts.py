@@ -263,15 +263,6 @@ async def test_an_archived_care_model_takes_no_new_leads(designer: httpx.AsyncCl
     assert nurture.store.enrolments(care_model=model) == [], "the entry event starts nothing"
 
 
-@pytest.fixture
-async def designer(nurture: Harness, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(data_dir=tmp_path, task_queue=nurture.queue), store=nurture.store,
-                     client=nurture.env.client)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nurture") as client:
-        await sign_in(client, nurture.store)
-        yield client
-
-
 async def test_migration_asks_for_each_removed_step_and_before_ending_journeys(designer: httpx.AsyncClient,
                                                                                nurture: Harness) -> None:
     model = f"mig-{uuid.uuid4().hex[:6]}"

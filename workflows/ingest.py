@@ -59,12 +59,13 @@ def enrol_row(key: str, lead_id: str, care_model: str, trigger: LeadEvent | None
 
 def targets(store: Store, lead_id: str, event: LeadEvent) -> list[DeliveryRow]:
     """Whom this event concerns: care models whose entry rule it matches, and the lead's running runs."""
-    rows, archived = [], store.archived()
-    for version in store.latest_versions():
-        if version.care_model in archived:
-            continue
-        entry = entry_of(version.plan)
-        if entry and entry.event and event_matches(event.type, event.data, entry.event, entry.where):
+    entered = [version for version in store.latest_versions()
+               if (entry := entry_of(version.plan)) and entry.event
+               and event_matches(event.type, event.data, entry.event, entry.where)]
+    archived = store.archived() if entered else set()  # asked only when the event would enrol someone
+    rows = []
+    for version in entered:
+        if version.care_model not in archived:
             rows.append(enrol_row(f"{event.id}>enrol/{version.care_model}", lead_id, version.care_model, event,
                                   event.at))
     starting = {r.workflow_id for r in rows}  # signal-with-start hands them the event already
