@@ -21,3 +21,18 @@ document.addEventListener("keydown", (event) => {
     form.requestSubmit();
   }
 });
+
+// A canvas narrower than its flow opens scrolled to the selected step (or the start), not to its empty left edge.
+function centreCanvas() {
+  const canvas = document.getElementById("canvas");
+  const node = canvas && (canvas.querySelector(".node.selected") || canvas.querySelector(".node.start"));
+  if (node && canvas.scrollWidth > canvas.clientWidth) {
+    canvas.scrollLeft = node.offsetLeft + node.offsetWidth / 2 - canvas.clientWidth / 2;
+  }
+}
+document.addEventListener("DOMContentLoaded", centreCanvas);
+// An edit swaps the canvas in afresh, scrolled to its left edge: centre it again.
+document.addEventListener("htmx:afterSettle", () => {
+  const canvas = document.getElementById("canvas");
+  if (canvas && canvas.scrollLeft === 0) centreCanvas();
+});
