@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from designer.assets import AssetsMissing
 from engine.access import ROLES, SCOPES
@@ -19,6 +20,10 @@ from engine.validator import DocumentError, Problem
 from nurture.files import InputError, load_document, read_document, read_events, read_lead, read_reps
 from nurture.settings import Settings
 from store.db import SchemaBehind
+
+if TYPE_CHECKING:
+    from store.accounts import Accounts
+    from store.store import Store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,15 +276,21 @@ def _operator() -> str:
     return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'operator'}"
 
 
-def _users(args: argparse.Namespace) -> int:
-    from designer.signin import password_link
+def _people() -> tuple[Settings, Store, Accounts]:
+    """What `nurture users` and `nurture tokens` work on."""
     from store.accounts import Accounts
-    from store.audit import Audit
     from store.store import Store
 
     settings = Settings()
     store = Store.open(settings.db_url, settings.auto_migrate)
-    people = Accounts(store)
+    return settings, store, Accounts(store)
+
+
+def _users(args: argparse.Namespace) -> int:
+    from designer.signin import password_link
+    from store.audit import Audit
+
+    settings, store, people = _people()
     if args.action == "list":
         print(f"{'email':<32} {'role':<14} {'rep':<10} state")
         for u in people.users():
@@ -305,13 +316,9 @@ def _users(args: argparse.Namespace) -> int:
 
 
 def _tokens(args: argparse.Namespace) -> int:
-    from store.accounts import Accounts
     from store.audit import Audit
-    from store.store import Store
 
-    settings = Settings()
-    store = Store.open(settings.db_url, settings.auto_migrate)
-    people = Accounts(store)
+    _, store, people = _people()
     if args.action == "list":
         print(f"{'id':<10} {'name':<24} {'last used':<17} {'state':<8} scopes")
         for t in people.tokens():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,16 +36,22 @@ def site(site_store: Store, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def page(site: str, site_store: Store) -> Iterator[Page]:
-    """A signed-in marketer's browser (an admin: the designer tests publish too)."""
+@contextmanager
+def signed_in_tab(url: str, store: Store, width: int = 1280, height: int = 800) -> Iterator[Page]:
+    """A Chromium tab on the site, signed in as an admin (the designer tests publish too)."""
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=site)
-        sign_in_browser(tab, site_store)
+        tab = browser.new_page(viewport={"width": width, "height": height}, base_url=url)
+        sign_in_browser(tab, store)
         yield tab
         browser.close()
+
+
+@pytest.fixture
+def page(site: str, site_store: Store) -> Iterator[Page]:
+    with signed_in_tab(site, site_store, 1400, 900) as tab:
+        yield tab
 
 
 def shot(page: Page, name: str) -> None:
@@ -151,12 +158,8 @@ def published_site(site_store: Store, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def tab(published_site: str, site_store: Store) -> Iterator[Page]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=published_site)
-        sign_in_browser(tab, site_store)
+    with signed_in_tab(published_site, site_store) as tab:
         yield tab
-        browser.close()
 
 
 def test_each_template_is_unchanged_until_edited_simulates_as_is_and_an_insert_shows_as_one_step(tab: Page) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from designer.app import create_app
 from engine.lead import LeadState
@@ -19,9 +19,9 @@ from store.designs import Designs
 from store.sales import SalesStore
 from store.store import Store
 from store.tables import Enrolment, Handover, JourneyRow, Rep
-from tests.accounts import make_user, sign_in_browser
+from tests.accounts import make_user
 from tests.fakes.serve import serving
-from tests.test_designer_browser import ARTIFACTS, CHROMIUM_ARGS, add_step, save, settled, shot
+from tests.test_designer_browser import add_step, save, settled, shot, signed_in_tab
 from tests.test_drafts import SETTINGS_INPUTS
 
 
@@ -32,14 +32,9 @@ def site_store(tmp_path: Path) -> Store:
 
 @pytest.fixture
 def page(site_store: Store, tmp_path: Path) -> Iterator[Page]:
-    ARTIFACTS.mkdir(exist_ok=True)
     app = create_app(Settings(data_dir=tmp_path, temporal_target="127.0.0.1:1"), store=site_store)
-    with serving(app) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1280, "height": 720}, base_url=url)
-        sign_in_browser(tab, site_store)
+    with serving(app) as url, signed_in_tab(url, site_store, 1280, 720) as tab:
         yield tab
-        browser.close()
 
 
 def test_ten_settings_inputs_save_or_show_why_with_the_text_kept(page: Page) -> None:
