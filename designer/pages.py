@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import logging
 import time
+import zoneinfo
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import yaml
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from designer import structured
 from designer.assets import EXAMPLES_DIR
 from designer.auth import actor, allow, principal
 from designer.deps import audit, connectors, known_events, settings, store, temporal_or_none
-from designer.forms import build_form, read_form, read_settings, summary
+from designer.forms import build_form, read_form, read_settings, read_settings_form, settings_errors, summary
 from designer.sales import journey_timeline
 from designer.sales_api import lead_visible
 from designer.templating import TEMPLATES
@@ -28,6 +30,7 @@ from engine.document import CareModelDocument
 from engine.durations import format_duration
 from engine.layout import layout
 from engine.lead import LeadIn
+from engine.lifecycle import STAGES
 from engine.steps import MoveStep
 from engine.validator import DocumentError, check, parse_text
 from store.designs import Designs, draft_hash
@@ -110,7 +113,17 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "sim_steps": sim_steps, "sim_edges": sim_edges, "settings_errors": settings_errors or [],
         "settings_yaml": settings_text if settings_text is not None else _settings_yaml(doc), "labels": labels,
         "entry_label": _entry_label(doc), "history": _history(request, model), "asked": asked,
+        "choices": _choices(request), "timezones": TIMEZONES, "typed_settings": None,
     }
+
+
+TIMEZONES = sorted(zoneinfo.available_timezones())
+
+
+def _choices(request: Request) -> dict[str, list[str]]:
+    """What the condition builder offers: attribute names seen on leads, event types seen or declared."""
+    return {"attributes": store(request).attribute_names(), "events": sorted(known_events(request)),
+            "stages": list(STAGES), "scores": ["total", "fit", "engagement"]}
 
 
 def _settings_yaml(doc: dict[str, Any]) -> str:
@@ -338,7 +351,11 @@ async def save_step(request: Request, model: str, step_id: str) -> Response:
     step = editing.find(doc, step_id)
     if step is None:
         raise HTTPException(404, f"no step '{step_id}' in '{model}'")
-    new_step, yaml_errors = read_form(step, {k: str(v) for k, v in (await request.form()).items()})
+    pairs = [(k, str(v)) for k, v in (await request.form()).multi_items()]
+    new_step, yaml_errors = read_form(step, pairs)
+    action = dict(pairs).get("action", "")
+    if action:
+        new_step = structured.apply(new_step, action)
     doc = editing.update(doc, step_id, new_step)
     # Saved even when invalid: nothing a marketer typed is lost, and the problems show until it is mended.
     _save(request, model, doc, f"edited '{new_step.get('name') or step_id}'")
@@ -349,7 +366,7 @@ async def save_step(request: Request, model: str, step_id: str) -> Response:
     form = build_form(new_step, _ids(doc), errors, editing.labels(doc))
     context = editor(request, model, doc, selected=step_id, form=form, saved=True, problems=problems)
     if request.query_params.get("autosave"):  # a change as you type: leave the form alone, update the rest
-        context |= {"oob": True, "autosaving": True}
+        context |= {"oob": True, "autosaving": True, "sentences": structured.sentences(new_step)}
         return _render(request, "designer/editor.html", context, ["canvas", "problems", "field_errors", "history"],
                        422 if errors else 200)
     return _panel_and_canvas(request, context, 422 if errors else 200)
@@ -424,14 +441,36 @@ def move_step(request: Request, model: str, step_id: str, source: Annotated[str,
 
 
 @router.post("/designer/{model}/settings", response_class=HTMLResponse, dependencies=[WRITE])
-def save_settings(request: Request, model: str, name: Annotated[str, Form()] = "",
-                  description: Annotated[str, Form()] = "", settings: Annotated[str, Form()] = "") -> Response:
-    """Checked against the document model before it is stored: what does not fit is shown, as typed, with why."""
+async def save_settings(request: Request, model: str, check_only: bool = Query(False, alias="check")) -> Response:
+    """Checked against the document model before it is stored: what does not fit is shown, as typed, with why.
+    The form's builder buttons (add a goal, a condition) are edits like any other; `?check=1` only answers."""
     doc = dict(_doc(request, model))
-    parsed, errors = read_settings(settings)
-    if parsed is None:
-        context = editor(request, model, doc, settings_errors=errors, settings_text=settings)
-        return _panel_and_canvas(request, context | {"typed_name": name, "typed_description": description}, 422)
+    pairs = [(k, str(v)) for k, v in (await request.form()).multi_items()]
+    form = dict(pairs)
+    name, description = form.get("name", ""), form.get("description", "")
+    typed: dict[str, Any] | None = None
+    if "settings" in form:  # the Advanced YAML box
+        parsed, errors = read_settings(form["settings"])
+        if parsed is None:
+            context = editor(request, model, doc, settings_errors=errors, settings_text=form["settings"])
+            return _panel_and_canvas(request, context | {"typed_name": name, "typed_description": description}, 422)
+    else:
+        action = form.get("action", "")
+        typed, errors = read_settings_form(pairs, doc.get("settings"))
+        if action.startswith("when:") and "entry" not in typed:
+            typed["entry"] = {}
+        if action:
+            typed = structured.apply(typed, action)
+            errors = settings_errors(typed)
+        if check_only:
+            context = editor(request, model, doc) | {"oob": True, "checking": True, "settings_errors": errors,
+                                                     "sentences": structured.sentences(typed)}
+            return _render(request, "designer/editor.html", context, ["field_errors"], 422 if errors else 200)
+        if errors:
+            context = editor(request, model, doc, settings_errors=errors)
+            return _panel_and_canvas(request, context | {"typed_name": name, "typed_description": description,
+                                                         "typed_settings": typed}, 422)
+        parsed = typed
     doc.update({"name": name.strip() or doc.get("name", model), "description": description})
     if parsed:
         doc["settings"] = parsed

@@ -9,6 +9,7 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 from markupsafe import Markup, escape
 
 from designer.assets import TEMPLATES_DIR
+from engine.conditions import describe
 
 # Jinja2Blocks renders a whole page, or just the named blocks of it for an htmx request.
 TEMPLATES = Jinja2Blocks(directory=str(TEMPLATES_DIR))
@@ -35,4 +36,4 @@ def _to_yaml(value: Any) -> str:
 
 TEMPLATES.env.filters["timestamp"] = _timestamp
 TEMPLATES.env.filters["to_yaml"] = _to_yaml
-TEMPLATES.env.globals.update(who=_who, csrf_field=_csrf_field)
+TEMPLATES.env.globals.update(who=_who, csrf_field=_csrf_field, describe=describe)

@@ -6,6 +6,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from engine.durations import parse_duration
 from engine.lead import LeadState
 from engine.lifecycle import stage_rank
 
@@ -86,3 +87,76 @@ def _word(ok: bool) -> str:
 
 def event_matches(event_type: str, event_data: dict[str, Any], want_type: str, where: dict[str, Any]) -> bool:
     return event_type == want_type and all(event_data.get(k) == v for k, v in where.items())
+
+
+# --- the sentence a condition means, as the designer shows it beside each row -----------------------------
+
+_OP_WORDS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "eq": "=", "ne": "≠"}
+_EVENT_PHRASES = {
+    "email.clicked": "clicked an email", "email.opened": "opened an email", "email.bounced": "had an email bounce",
+    "email.unsubscribed": "unsubscribed", "form.submitted": "submitted a form", "page.viewed": "viewed a page",
+    "webinar.registered": "registered for a webinar", "webinar.attended": "attended a webinar",
+}
+
+
+def describe(cond: Any) -> str:
+    """A condition as a marketer reads it ("total score ≥ 60 and clicked an email at least once in the last 14d").
+    Lenient: a draft's half-built condition still reads, with '?' where a part is missing."""
+    if not isinstance(cond, dict):
+        return "?"
+    kind = cond.get("type")
+    if kind in ("all", "any"):
+        raw = cond.get("conditions")
+        parts = [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
+        words = [f"({describe(c)})" if c.get("type") in ("all", "any") and len(c.get("conditions") or []) > 1
+                 else describe(c) for c in parts]
+        return f" {'and' if kind == 'all' else 'or'} ".join(words) or "?"
+    if kind == "not":
+        return f"not ({describe(cond.get('condition'))})"
+    op = str(cond.get("op", ""))
+    if kind == "score":
+        return f"{cond.get('score', 'total')} score {_OP_WORDS.get(op, '?')} {_value(cond.get('value'))}"
+    if kind == "attribute":
+        name, value = cond.get("name") or "?", cond.get("value")
+        attribute_words = {"eq": "is", "ne": "is not", "in": "is one of", "not_in": "is none of",
+                           "contains": "contains", "exists": "is set", "missing": "is not set"}
+        if op in ("exists", "missing"):
+            return f"{name} {attribute_words[op]}"
+        return f"{name} {attribute_words.get(op) or _OP_WORDS.get(op, '?')} {_value(value)}"
+    if kind == "stage":
+        stages: list[Any] = cond["stages"] if isinstance(cond.get("stages"), list) else []
+        names = _value(stages) if stages else "?"
+        stage_words = {"in": "is one of" if len(stages) > 1 else "is", "not_in": "is not",
+                       "at_least": "is at least", "before": "is before"}
+        return f"stage {stage_words.get(op or 'in', '?')} {names}"
+    if kind == "engagement":
+        event = str(cond.get("event") or "?")
+        count = cond.get("min_count", 1)
+        times = "once" if count in (1, "1") else "twice" if count in (2, "2") else f"{count} times"
+        window = f" in the last {_span(cond['within'])}" if cond.get("within") else ""
+        return f"{_EVENT_PHRASES.get(event, 'had ' + event)} at least {times}{window}"
+    return "?"
+
+
+def _span(within: Any) -> str:
+    try:
+        seconds = parse_duration(within)
+    except ValueError:
+        return str(within)
+    parts = []
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size:
+            count, seconds = divmod(seconds, size)
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    count_text, unit = parts[0].split() if len(parts) == 1 else ("0", "")
+    if unit.startswith("week") and int(count_text) <= 4:
+        return f"{int(count_text) * 7} days"  # "the last 14 days" reads as marketers say it
+    return " ".join(parts)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_value(v) for v in value) or "?"
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return "?" if value is None or value == "" else str(value)

@@ -172,6 +172,12 @@ class Store:
         with self.session() as s:
             return set(s.exec(select(EventRow.type).distinct()))
 
+    def attribute_names(self, sample: int = 500) -> list[str]:
+        """Attribute names on the most recently changed leads: what the condition builder suggests."""
+        with self.session() as s:
+            rows = s.exec(select(Lead.attributes).order_by(col(Lead.created_at).desc()).limit(sample)).all()
+        return sorted({name for attributes in rows for name in (attributes or {})})
+
     def timeline(self, lead_id: str) -> list[EventRow]:
         with self.session() as s:
             return list(s.exec(select(EventRow).where(col(EventRow.lead_id) == lead_id).order_by(col(EventRow.at))))
