@@ -114,7 +114,16 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "settings_yaml": settings_text if settings_text is not None else _settings_yaml(doc), "labels": labels,
         "entry_label": _entry_label(doc), "history": _history(request, model), "asked": asked,
         "choices": _choices(request), "timezones": TIMEZONES, "typed_settings": None,
+        "recent_leads": _designs(request).search_leads("", limit=30) if form is not None else [],
+        "merge_fields": _merge_fields(request) if form is not None else [],
     }
+
+
+def _merge_fields(request: Request) -> list[str]:
+    """What the content editor's picker inserts: the built-in lead fields, attributes seen, and the scores."""
+    built_in = ["first_name", "last_name", "company", "email", "stage", "id"]
+    seen = [a for a in store(request).attribute_names() if a not in built_in]
+    return [f"lead.{name}" for name in built_in + seen] + [f"scores.{s}" for s in ("total", "fit", "engagement")]
 
 
 TIMEZONES = sorted(zoneinfo.available_timezones())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+import html2text
 from jinja2 import ChainableUndefined, TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -54,3 +56,60 @@ def check_template(template: str) -> str | None:
     except TemplateError as exc:
         return str(exc)
     return None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A message as one lead would see it, and what is wrong with it, by field."""
+
+    subject: str = ""
+    html: str = ""
+    text: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def fields_used(template: str) -> set[str]:
+    """The lead fields a template reads (`lead.company`, `lead['company']`) without a `| default(…)`."""
+    try:
+        tree = _HTML.parse(template)
+    except TemplateError:
+        return set()
+
+    def field_of(node: nodes.Node) -> str | None:
+        if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name) \
+                and node.node.name == "lead":
+            if isinstance(node, nodes.Getattr):
+                return node.attr
+            return str(node.arg.value) if isinstance(node.arg, nodes.Const) else None
+        return None
+
+    used = {f for n in tree.find_all((nodes.Getattr, nodes.Getitem)) if (f := field_of(n))}
+    guarded = {f for n in tree.find_all(nodes.Filter) if n.name in ("default", "d") and n.node is not None
+               and (f := field_of(n.node))}
+    return used - guarded
+
+
+def preview(subject: str, body: str, lead: LeadState, html: bool = True) -> Preview:
+    """Renders subject and body for a lead in the sandbox that renders real sends; a field this lead lacks renders
+    empty, and is named so the marketer can add a default."""
+    context = lead_context(lead)
+    problems: list[str] = []
+    rendered: dict[str, str] = {}
+    for name, template, as_html in (("subject", subject, False), ("body", body, html)):
+        trouble = check_template(template) if template else None
+        if trouble and not trouble.startswith("fails for a sample lead"):
+            problems.append(f"{name}: {trouble}")
+            continue
+        try:
+            rendered[name] = render(template, context, name, html=as_html)
+        except ContentError as exc:
+            problems.append(f"{name}: {exc.__cause__ or exc}")
+        missing = sorted(fields_used(template) - set(context["lead"]))
+        problems += [f"{name}: lead.{f} is not set for {lead.email or lead.id}, so it renders empty "
+                     f"(add a fallback: {{{{ lead.{f} | default('…') }}}})" for f in missing]
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.images_to_alt = True
+    body_out = rendered.get("body", "")
+    text = converter.handle(body_out).strip() + "\n" if html else body_out
+    return Preview(rendered.get("subject", ""), body_out if html else "", text, problems)

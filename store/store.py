@@ -172,6 +172,14 @@ class Store:
         with self.session() as s:
             return set(s.exec(select(EventRow.type).distinct()))
 
+    def suppressed(self, email: str) -> bool:
+        """Whether an address must never be emailed: a lead with it unsubscribed, or an erased lead's."""
+        with self.session() as s:
+            if s.get(Suppression, suppression_key("email", email)) is not None:
+                return True
+            return s.exec(select(Lead.id).where(func.lower(col(Lead.email)) == email.strip().lower(),
+                                                col(Lead.unsubscribed).is_(True))).first() is not None
+
     def attribute_names(self, sample: int = 500) -> list[str]:
         """Attribute names on the most recently changed leads: what the condition builder suggests."""
         with self.session() as s:

@@ -14,11 +14,13 @@ import pytest
 from designer import structured
 from designer.app import create_app
 from engine.conditions import describe
+from engine.lead import LeadState
 from nurture.settings import Settings
 from store.designs import Designs
 from store.store import Store
 from tests.accounts import sign_in
 from tests.browserless import form_pairs
+from tests.fakes.smtp import smtp_server
 
 EXAMPLES = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
 
@@ -185,3 +187,41 @@ def test_sentences_read_the_way_marketers_speak() -> None:
                                        {"type": "engagement", "event": "webinar.registered", "min_count": 2}]}]}) == (
         "stage is customer or (persona is cfo and registered for a webinar at least twice)")
     assert describe({"type": "score", "op": "gte"}) == "total score ≥ ?"  # half-built rows still read
+
+
+async def test_preview_shows_a_real_lead_and_a_test_send_arrives_marked_and_uncounted(tmp_path: Path) -> None:
+    with smtp_server() as (mailbox, port):
+        config = tmp_path / "connectors.yaml"
+        config.write_text(f"email: {{connector: smtp, host: 127.0.0.1, port: {port}, "
+                          "from_address: 'Acme <hello@acme.test>'}\n")
+        store = Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
+        app = create_app(Settings(data_dir=tmp_path, temporal_target="127.0.0.1:1", connectors_file=config,
+                                  outbound_allow="127.0.0.1"), store=store)
+        store.upsert_lead(LeadState(id="ada", email="ada@example.com", stage="prospect",
+                                    attributes={"first_name": "Ada", "company": "Lovelace Ltd"}))
+        store.upsert_lead(LeadState(id="gone", email="gone@example.com"), unsubscribed=True)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nurture") as client:
+            await sign_in(client, store)
+            await client.post("/designer/templates/welcome-nurture")
+            step = next(s["id"] for s in (Designs(store).draft("welcome-nurture") or {})["steps"]
+                        if s["kind"] == "email")
+            base = f"/designer/welcome-nurture/steps/{step}"
+            typed = {"subject": "Hi {{ lead.first_name }}", "body": "<p>{{ lead.company }} {{ lead.nickname }}</p>"}
+            shown = await client.post(f"{base}/preview", data={"lead": "ada@example.com", **typed})
+            assert "Hi Ada" in shown.text and "Lovelace Ltd" in shown.text
+            assert "lead.nickname is not set for ada@example.com, so it renders empty" in shown.text
+            sample = await client.post(f"{base}/preview", data={"lead": "", **typed})
+            assert "Hi Sam" in sample.text and "a sample lead" in sample.text
+
+            sent = await client.post(f"{base}/test-send", data={"to": "me@acme.test", "lead": "ada", **typed})
+            assert sent.status_code == 200 and "Test sent to me@acme.test" in sent.text
+            [message] = mailbox.to("me@acme.test")
+            assert message["Subject"] == "[Test] Hi Ada" and message["X-Nurture-Test"] == "true"
+            assert "Lovelace Ltd" in message.get_body(("html",)).get_content()
+            assert store.outbox() == []  # never an outbox row: not counted, not capped, not the lead's
+
+            bad = await client.post(f"{base}/test-send", data={"to": "me at acme", "lead": "ada", **typed})
+            assert bad.status_code == 422 and "&#39;me at acme&#39; is not an email address" in bad.text
+            refused = await client.post(f"{base}/test-send", data={"to": "gone@example.com", **typed})
+            assert refused.status_code == 422 and "has unsubscribed" in refused.text
+            assert len(mailbox.messages) == 1

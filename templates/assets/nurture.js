@@ -36,3 +36,16 @@ document.addEventListener("htmx:afterSettle", () => {
   const canvas = document.getElementById("canvas");
   if (canvas && canvas.scrollLeft === 0) centreCanvas();
 });
+
+// The content editor's merge-field picker: the chosen field goes in at the cursor, and the text box saves as if typed.
+document.addEventListener("change", (event) => {
+  const picker = event.target.closest("select[data-insert-into]");
+  if (!picker || !picker.value) return;
+  const box = document.getElementById(picker.dataset.insertInto);
+  const at = box.selectionStart ?? box.value.length;
+  box.value = box.value.slice(0, at) + picker.value + box.value.slice(box.selectionEnd ?? at);
+  box.focus();
+  box.selectionStart = box.selectionEnd = at + picker.value.length;
+  picker.value = "";
+  box.dispatchEvent(new Event("change", { bubbles: true }));
+});
