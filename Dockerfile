@@ -5,7 +5,7 @@
 FROM node:20-slim AS assets
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --silent
+RUN npm ci --omit=dev --no-audit --no-fund --silent
 
 # 2. The wheel: Python packages plus templates, examples and htmx as package data (setup.py puts them in).
 FROM python:3.11-slim AS wheel

@@ -3,6 +3,7 @@ publishing through the compiler (Store.publish); each route renders one template
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import zoneinfo
@@ -447,6 +448,41 @@ def move_step(request: Request, model: str, step_id: str, source: Annotated[str,
         raise HTTPException(422, str(exc)) from None
     _save(request, model, doc, f"moved '{editing.labels(doc).get(step_id, step_id)}'")
     return _panel_and_canvas(request, editor(request, model, doc, selected=step_id))
+
+
+@router.get("/designer/{model}/steps/{step_id}/copy", dependencies=[READ])
+def copy_step(request: Request, model: str, step_id: str) -> dict[str, Any]:
+    """What Copy puts on the browser's clipboard: the step, and for a branch the steps only it leads to."""
+    doc = _doc(request, model)
+    try:
+        clipped = editing.clip(doc, step_id)
+    except KeyError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"model": model, "label": editing.labels(doc)[step_id], "steps": clipped}
+
+
+@router.post("/designer/{model}/paste", response_class=HTMLResponse, dependencies=[WRITE])
+def paste_steps(request: Request, model: str, source: Annotated[str, Form()], field: Annotated[str, Form()],
+                clip: Annotated[str, Form()]) -> Response:
+    try:
+        clipped = json.loads(clip).get("steps")
+        doc, first = editing.paste(_doc(request, model), source, field, clipped if isinstance(clipped, list) else [])
+    except (ValueError, AttributeError, KeyError) as exc:
+        raise HTTPException(422, f"cannot paste: {exc}") from None
+    _save(request, model, doc, f"pasted {len(clipped)} step{'s' if len(clipped) != 1 else ''}")
+    return _panel_and_canvas(request, editor(request, model, doc, selected=first, saved=True))
+
+
+@router.post("/designer/{model}/steps/{step_id}/duplicate", response_class=HTMLResponse, dependencies=[WRITE])
+def duplicate_step(request: Request, model: str, step_id: str) -> Response:
+    try:
+        doc, copied = editing.duplicate(_doc(request, model), step_id)
+    except KeyError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    _save(request, model, doc, f"duplicated '{editing.labels(doc).get(step_id, step_id)}'")
+    return _panel_and_canvas(request, editor(request, model, doc, selected=copied, saved=True))
 
 
 @router.post("/designer/{model}/settings", response_class=HTMLResponse, dependencies=[WRITE])

@@ -207,3 +207,67 @@ def all_edges(doc: dict[str, Any]) -> list[tuple[str, str, str | None, str]]:
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64] or "care-model"
+
+
+# --- copy and paste: a step, or a branch with the steps only it leads to ---------------------------------------
+
+
+def clip(doc: dict[str, Any], step_id: str) -> list[dict[str, Any]]:
+    """The step and the steps reached only through it (a branch's own paths), the step first: what Copy takes."""
+    by_id = {str(s.get("id")): s for s in steps(doc)}
+    if step_id not in by_id:
+        raise KeyError(f"no step '{step_id}' in this care model")
+    below: set[str] = set()
+    todo = [step_id]
+    while todo:
+        current = todo.pop()
+        if current in by_id and current not in below:
+            below.add(current)
+            todo += [t for _, t, _ in out_edges(by_id[current]) if t]
+    # What the start reaches without passing through the step is shared with other paths: it stays behind.
+    without = {**doc, "steps": [s for s in steps(doc) if s.get("id") != step_id]}
+    shared = reachable(without) if doc.get("start") != step_id else set()
+    owned = [step_id] + [str(s.get("id")) for s in steps(doc) if s.get("id") in below - shared - {step_id}]
+    return [copy.deepcopy(by_id[i]) for i in owned]
+
+
+def paste(doc: dict[str, Any], source: str, field: str, clipped: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """Copied steps on the edge `source`.`field`, with fresh ids; every way out of them that left the copied steps
+    now leads where the edge led, in this care model or another."""
+    if not clipped or not all(isinstance(s, dict) and s.get("kind") in DEFAULTS for s in clipped):
+        raise ValueError("nothing to paste: copy a step first")
+    doc = copy.deepcopy(doc)
+    target = doc.get("start") if source == START else _get(_step(doc, source), field)
+    taken = {str(s.get("id")) for s in steps(doc)}
+    ids: dict[str, str] = {}
+    for s in clipped:
+        old = str(s.get("id"))
+        base = re.sub(r"-copy(-\d+)?$", "", old)[:56] if re.fullmatch(STEP_ID_PATTERN, old) else str(s["kind"])
+        new, n = f"{base}-copy", 1
+        while new in taken:
+            n += 1
+            new = f"{base}-copy-{n}"
+        taken.add(new)
+        ids[old] = new
+    pasted = []
+    for s in copy.deepcopy(clipped):
+        s["id"] = ids[str(s.get("id"))]
+        for path, onward, _ in out_edges(s):
+            _set(s, path, ids.get(onward or "", target))
+        pasted.append(s)
+    first = pasted[0]["id"]
+    if source == START:
+        doc["start"] = first
+    else:
+        _set(_step(doc, source), field, first)
+    doc.setdefault("steps", []).extend(pasted)
+    return doc, first
+
+
+def duplicate(doc: dict[str, Any], step_id: str) -> tuple[dict[str, Any], str]:
+    """A copy of one step right after it, on its first way out."""
+    exits = out_edges(_step(doc, step_id))
+    if not exits:
+        raise ValueError(f"'{step_id}' has no way out, so a copy right after it would never be reached: "
+                         "copy it and paste it at a + instead")
+    return paste(doc, step_id, exits[0][0], clip(doc, step_id)[:1])

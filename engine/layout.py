@@ -130,8 +130,9 @@ def layout(doc: dict[str, Any]) -> Layout:
                 gap = src.x + NODE_W + 18 + 8 * i
                 path = (f"M{sx},{sy} L{sx},{sy + 14} L{gap},{sy + 14} L{gap},{ty - 16} L{tx},{ty - 16} "
                         f"L{tx},{ty}")
-                out.edges.append(Edge(node, fld, target, label, path, False, (gap, (sy + ty) // 2),
-                                      (sx + 4, sy + 1)))
+                # Several such edges share the gap: their + buttons stand at different heights along it.
+                plus_y = sy + 14 + (ty - sy - 30) * (i + 1) // (len(ways) + 1)
+                out.edges.append(Edge(node, fld, target, label, path, False, (gap, plus_y), (sx + 4, sy + 1)))
             else:
                 mid = sy + (ty - sy) // 2 if ty > sy else sy + 20
                 path = f"M{sx},{sy} L{sx},{mid} L{tx},{mid} L{tx},{ty}"

@@ -81,7 +81,7 @@ def save(page: Page, **fields: str) -> None:
             field.select_option(value)
         else:
             field.fill(value)
-    page.locator("#step-form button[type=submit]").click()
+    page.locator("#save-step").click()
     expect(page.locator("#saved")).to_be_visible()
 
 

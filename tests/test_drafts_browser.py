@@ -65,7 +65,7 @@ def test_typed_yaml_survives_a_syntax_error_and_undo_redo_take_edits_back(page: 
     add_step(page, "__start__:start", "branch")
     broken = "- label: hot\n  when: {type: score, op: gte, value: 60\n  next: end"
     page.locator('#panel textarea[name="cases"]').fill(broken)
-    page.locator("#step-form button[type=submit]").click()
+    page.locator("#save-step").click()
     expect(page.locator("#panel .error").first).to_contain_text("not valid YAML (line 3)")
     expect(page.locator('#panel textarea[name="cases"]')).to_have_value(broken)
     page.goto("/designer/typing?step=branch-1")

@@ -49,3 +49,35 @@ document.addEventListener("change", (event) => {
   picker.value = "";
   box.dispatchEvent(new Event("change", { bubbles: true }));
 });
+
+// Copy keeps a step (or a branch with its own steps) in this browser's storage, so it pastes at any + of any care
+// model; the + menu offers it while it is there.
+const CLIPBOARD = "nurture.clipboard";
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-copy-url]");
+  if (!button) return;
+  const answer = await fetch(button.dataset.copyUrl, { headers: { Accept: "application/json" } });
+  const status = document.getElementById("copied");
+  if (!answer.ok) {
+    status.textContent = "Could not copy: " + answer.status;
+    return;
+  }
+  const clip = await answer.json();
+  localStorage.setItem(CLIPBOARD, JSON.stringify(clip));
+  const count = clip.steps.length;
+  status.textContent = `Copied “${clip.label}”${count > 1 ? ` with ${count - 1} step${count > 2 ? "s" : ""} after it` : ""}: paste it at any +.`;
+});
+
+function offerPaste() {
+  const form = document.getElementById("paste-form");
+  const stored = localStorage.getItem(CLIPBOARD);
+  if (!form || !stored) return;
+  const clip = JSON.parse(stored);
+  document.getElementById("paste-clip").value = stored;
+  const count = clip.steps.length;
+  document.getElementById("paste-button").textContent =
+    `Paste “${clip.label}”${count > 1 ? ` (${count} steps)` : ""}${clip.model ? ` from ${clip.model}` : ""}`;
+  form.hidden = false;
+}
+document.addEventListener("DOMContentLoaded", offerPaste);
+document.addEventListener("htmx:afterSettle", offerPaste);
