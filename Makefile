@@ -15,3 +15,4 @@ bench:
 	@scripts/setup
 	.venv/bin/python bench/enrolments.py
 	.venv/bin/python bench/simulate.py
+	PYTHONPATH=. .venv/bin/python bench/editor.py

@@ -63,8 +63,9 @@ def _is_simple(annotation: Any) -> bool:
     return False
 
 
-# Fields with a builder of their own instead of YAML: what widget shows them.
-STRUCTURED = {"cases": "cases", "variants": "variants", "where": "pairs", "payload": "pairs", "days": "weekdays"}
+# Fields with a builder of their own instead of YAML: what widget shows them. A webhook's payload stays YAML: it
+# is an integrator's nested JSON, not a marketer's rows.
+STRUCTURED = {"cases": "cases", "variants": "variants", "where": "pairs", "days": "weekdays"}
 PLAIN_TEXT = ("until", "value")  # a date or any value: one line of text reads better than YAML
 
 

@@ -20,7 +20,15 @@ from designer import structured
 from designer.assets import EXAMPLES_DIR
 from designer.auth import actor, allow, principal
 from designer.deps import audit, connectors, known_events, settings, store, temporal_or_none
-from designer.forms import build_form, read_form, read_settings, read_settings_form, settings_errors, summary
+from designer.forms import (
+    build_form,
+    read_form,
+    read_settings,
+    read_settings_form,
+    settings_errors,
+    summary,
+    yaml_error,
+)
 from designer.sales import journey_timeline
 from designer.sales_api import lead_visible
 from designer.templating import TEMPLATES
@@ -113,6 +121,7 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "changed": latest is None or normalise(latest.document) != normalise(doc), "summary": summary,
         "sim_steps": sim_steps, "sim_edges": sim_edges, "settings_errors": settings_errors or [],
         "settings_yaml": settings_text if settings_text is not None else _settings_yaml(doc), "labels": labels,
+        "settings_open": settings_text is not None,
         "entry_label": _entry_label(doc), "history": _history(request, model), "asked": asked,
         "choices": _choices(request), "timezones": TIMEZONES, "typed_settings": None,
         "recent_leads": _designs(request).search_leads("", limit=30) if form is not None else [],
@@ -380,6 +389,26 @@ async def save_step(request: Request, model: str, step_id: str) -> Response:
         return _render(request, "designer/editor.html", context, ["canvas", "problems", "field_errors", "history"],
                        422 if errors else 200)
     return _panel_and_canvas(request, context, 422 if errors else 200)
+
+
+@router.post("/designer/{model}/steps/{step_id}/yaml", response_class=HTMLResponse, dependencies=[WRITE])
+def save_step_yaml(request: Request, model: str, step_id: str, step_yaml: Annotated[str, Form()]) -> Response:
+    """The step as YAML, under Advanced: what does not read is shown back as typed, with the line; the id stays
+    (Rename changes it, with every edge that leads here)."""
+    doc = _doc(request, model)
+    if editing.find(doc, step_id) is None:
+        raise HTTPException(404, f"no step '{step_id}' in '{model}'")
+    try:
+        data = yaml.safe_load(step_yaml)
+        problem = None if isinstance(data, dict) else "write the step's fields, one per line, such as `subject: Hi`"
+    except yaml.YAMLError as exc:
+        data, problem = None, yaml_error(exc)
+    if problem or not isinstance(data, dict):
+        context = editor(request, model, doc, selected=step_id)
+        return _panel_and_canvas(request, context | {"step_yaml": step_yaml, "step_yaml_error": problem}, 422)
+    doc = editing.update(doc, step_id, {**data, "id": step_id})
+    _save(request, model, doc, f"edited '{data.get('name') or step_id}' as YAML")
+    return _panel_and_canvas(request, editor(request, model, doc, selected=step_id, saved=True))
 
 
 @router.post("/designer/{model}/steps/{step_id}/delete", response_class=HTMLResponse, dependencies=[WRITE])

@@ -4,6 +4,7 @@ each condition reads as a sentence. (tests/test_builders_browser.py builds a who
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from designer import structured
 from designer.app import create_app
 from engine.conditions import describe
 from engine.lead import LeadState
+from engine.validator import check
 from nurture.settings import Settings
 from store.designs import Designs
 from store.store import Store
@@ -225,3 +227,31 @@ async def test_preview_shows_a_real_lead_and_a_test_send_arrives_marked_and_unco
             refused = await client.post(f"{base}/test-send", data={"to": "gone@example.com", **typed})
             assert refused.status_code == 422 and "has unsubscribed" in refused.text
             assert len(mailbox.messages) == 1
+
+
+async def test_copy_paste_and_duplicate_take_a_step_or_a_whole_branch_anywhere(
+        offline: tuple[httpx.AsyncClient, Store]) -> None:
+    client, store = offline
+    await client.post("/designer/templates/executive-nurture")
+    await client.post("/designer/new", data={"name": "Other"})
+    copied = (await client.get("/designer/executive-nurture/steps/to-sales/copy")).json()
+    # The handover and what only it leads to; 'insight' is reached from elsewhere too, so it stays behind.
+    assert [s["id"] for s in copied["steps"]] == ["to-sales", "escalate", "to-sales-again", "recycle", "accepted",
+                                                   "end"]
+    answer = await client.post("/designer/other/paste", data={"source": "__start__", "field": "start",
+                                                             "clip": json.dumps(copied)})
+    assert answer.status_code == 200
+    other = Designs(store).draft("other") or {}
+    assert other["start"] == "to-sales-copy"
+    recycle = next(s for s in other["steps"] if s["id"] == "recycle-copy")
+    assert recycle["next"] == "end"  # it led to 'insight', which is not here: it goes where the + led
+    assert check(other)[1] == []
+
+    answer = await client.post("/designer/executive-nurture/steps/intro/duplicate")
+    doc = Designs(store).draft("executive-nurture") or {}
+    intro, twin = (next(s for s in doc["steps"] if s["id"] == i) for i in ("intro", "intro-copy"))
+    assert intro["next"] == "intro-copy" and twin["next"] == "connect" and twin["subject"] == intro["subject"]
+    refused = await client.post("/designer/executive-nurture/steps/end/duplicate")
+    assert refused.status_code == 422 and "no way out" in refused.text
+    bad = await client.post("/designer/other/paste", data={"source": "__start__", "field": "start", "clip": "{}"})
+    assert bad.status_code == 422 and "copy a step first" in bad.text

@@ -140,7 +140,7 @@ async def _random_edit(client: httpx.AsyncClient, store: Store, model: str, rng:
     ids = [str(s.get("id")) for s in editing.steps(doc)]
     edges = [(src, fld) for src, fld, _, _ in editing.all_edges(doc)]
     op = rng.choice(["insert", "insert", "save", "save", "save", "delete", "rename", "move", "settings", "undo",
-                     "redo", "yaml", "template"])
+                     "redo", "yaml", "template", "builder", "builder"])
     if op == "insert" and edges:
         src, fld = rng.choice(edges)
         data = {"source": src, "field": fld, "kind": rng.choice(editing.KINDS),
@@ -152,6 +152,15 @@ async def _random_edit(client: httpx.AsyncClient, store: Store, model: str, rng:
         data = {f: rng.choice(JUNK + ids) for f in rng.sample(fields, min(3, len(fields)))}
         await client.post(f"/designer/{model}/steps/{step.get('id')}", data=data,
                           params={"autosave": "1"} if rng.random() < .5 else None)
+    elif op == "builder":  # the builders' nested names and buttons, with junk in any part
+        paths = ["cases.0.when", "cases.1.when.conditions.0", "variants.0", "where.0", "entry.when", "goals.0.when",
+                 "exit_when.3", "cases", "variants", "goals", "cases.0.when.condition", "nowhere.9"]
+        data = {f"{rng.choice(paths)}.{rng.choice(['type', 'op', 'value', 'stages', 'name', 'key', 'weight'])}":
+                rng.choice([*JUNK, "all", "any", "not", "stage", "engagement", "attribute", "in"]) for _ in range(4)}
+        data["action"] = f"{rng.choice(['and', 'or', 'not', 'group', 'remove', 'append', 'drop', 'when', 'x'])}:" \
+                         f"{rng.choice(paths)}"
+        target = rng.choice([f"steps/{rng.choice(ids)}" if ids else "settings", "settings"])
+        await client.post(f"/designer/{model}/{target}", data=data)
     elif op == "delete" and ids:
         await client.post(f"/designer/{model}/steps/{rng.choice(ids)}/delete")
     elif op == "rename" and ids:

@@ -43,9 +43,11 @@ def test_ten_settings_inputs_save_or_show_why_with_the_text_kept(page: Page) -> 
     page.click("text=Create")
     for typed, error in SETTINGS_INPUTS:
         box = page.locator('#panel textarea[name="settings"]')
+        if not box.is_visible():
+            page.locator("summary", has_text="Advanced: the settings as YAML").click()
         box.fill(typed)
         settled(page)
-        page.click("text=Save settings")
+        page.click("text=Save the settings YAML")
         page.wait_for_function("() => window.__settled")
         if error is None:
             expect(page.locator("#panel #saved")).to_be_visible()
@@ -62,30 +64,41 @@ def test_typed_yaml_survives_a_syntax_error_and_undo_redo_take_edits_back(page: 
     page.goto("/designer")
     page.fill('input[name="name"]', "Typing")
     page.click("text=Create")
-    add_step(page, "__start__:start", "branch")
-    broken = "- label: hot\n  when: {type: score, op: gte, value: 60\n  next: end"
-    page.locator('#panel textarea[name="cases"]').fill(broken)
+    add_step(page, "__start__:start", "webhook")
+    broken = "account:\n  plan: {tier: gold\n  seats: 12"
+    page.locator('#panel textarea[name="payload"]').fill(broken)
     page.locator("#save-step").click()
     expect(page.locator("#panel .error").first).to_contain_text("not valid YAML (line 3)")
-    expect(page.locator('#panel textarea[name="cases"]')).to_have_value(broken)
-    page.goto("/designer/typing?step=branch-1")
-    expect(page.locator('#panel textarea[name="cases"]')).to_have_value(broken)  # kept in the draft itself
+    expect(page.locator('#panel textarea[name="payload"]')).to_have_value(broken)
+    page.goto("/designer/typing?step=webhook-1")
+    expect(page.locator('#panel textarea[name="payload"]')).to_have_value(broken)  # kept in the draft itself
 
-    page.locator('#panel textarea[name="cases"]').fill("- label: hot\n  when: {type: score, op: gte, value: 60}\n"
-                                                      "  next: end")
+    page.locator('#panel textarea[name="payload"]').fill("account:\n  plan: {tier: gold}\n  seats: 12")
     save(page)
     expect(page.locator("#problems")).to_contain_text("No problems")
+
+    # The whole step as YAML, under Advanced: a syntax error keeps what was typed and says where.
+    page.locator("summary", has_text="Advanced: this step as YAML").click()
+    page.locator('#panel textarea[name="step_yaml"]').fill("kind: webhook\nurl: [https://x.test\n")
+    page.locator("#save-step-yaml").click()
+    expect(page.locator("#step-yaml-error")).to_contain_text("not valid YAML (line 3)")
+    expect(page.locator('#panel textarea[name="step_yaml"]')).to_have_value("kind: webhook\nurl: [https://x.test\n")
+    page.locator('#panel textarea[name="step_yaml"]').fill("kind: webhook\nurl: https://hooks.example.com/a\n"
+                                                           "payload: {seats: 12}\nnext: end\n")
+    page.locator("#save-step-yaml").click()
+    expect(page.locator('#panel [name="url"]')).to_have_value("https://hooks.example.com/a")
+
     page.once("dialog", lambda d: d.accept())
     page.locator("#panel button", has_text="Delete step").click()
-    expect(page.locator("#node-branch-1")).to_have_count(0)
+    expect(page.locator("#node-webhook-1")).to_have_count(0)
     page.keyboard.press("Control+z")
-    expect(page.locator("#done")).to_contain_text("Undone: deleted 'branch-1'")
-    expect(page.locator("#node-branch-1")).to_be_visible()
+    expect(page.locator("#done")).to_contain_text("Undone: deleted 'webhook-1'")
+    expect(page.locator("#node-webhook-1")).to_be_visible()
     page.keyboard.press("Control+Shift+z")
-    expect(page.locator("#done")).to_contain_text("Redone: deleted 'branch-1'")
-    expect(page.locator("#node-branch-1")).to_have_count(0)
+    expect(page.locator("#done")).to_contain_text("Redone: deleted 'webhook-1'")
+    expect(page.locator("#node-webhook-1")).to_have_count(0)
     page.click("text=↶ Undo")
-    expect(page.locator("#node-branch-1")).to_be_visible()
+    expect(page.locator("#node-webhook-1")).to_be_visible()
 
 
 def test_templates_imports_and_reverts_ask_before_replacing(page: Page, site_store: Store, tmp_path: Path) -> None:
@@ -179,9 +192,10 @@ def test_warnings_names_ids_and_the_panel_in_view(page: Page, site_store: Store)
     page.goto("/designer")
     page.locator('form[action="/designer/templates/executive-nurture"] button').click()
     # A goal on the event a later wait listens for: warned, not silently pre-empted.
+    page.locator("summary", has_text="Advanced: the settings as YAML").click()
     page.locator('#panel textarea[name="settings"]').fill(
         "goals:\n  - name: registered\n    when: {type: engagement, event: webinar.registered}")
-    page.click("text=Save settings")
+    page.click("text=Save the settings YAML")
     expect(page.locator("#panel #saved")).to_be_visible()  # the canvas is redrawn before the next click
     add_step(page, "intro:next", "wait_event")
     save(page, event="webinar.registered")
