@@ -104,8 +104,10 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
     sim_steps: dict[str, str] = {}
     sim_edges: set[tuple[str, str | None]] = set()
     previous = editing.START
+    sim_order: dict[str, int] = {}
     for s in sim or []:
         sim_steps.setdefault(s.step, format_offset(s.offset).strip())
+        sim_order.setdefault(s.step, len(sim_order) + 1)
         if previous != s.step:
             sim_edges.add((previous, s.step))
         previous = s.step
@@ -119,7 +121,8 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "chooser": chooser, "saved": saved, "kinds": editing.KINDS, "movable": movable,
         "numbers": _designs(request).numbers(model), "latest": latest,
         "changed": latest is None or normalise(latest.document) != normalise(doc), "summary": summary,
-        "sim_steps": sim_steps, "sim_edges": sim_edges, "settings_errors": settings_errors or [],
+        "sim_steps": sim_steps, "sim_edges": sim_edges, "sim_order": sim_order,
+        "settings_errors": settings_errors or [],
         "settings_yaml": settings_text if settings_text is not None else _settings_yaml(doc), "labels": labels,
         "settings_open": settings_text is not None,
         "entry_label": _entry_label(doc), "history": _history(request, model), "asked": asked,

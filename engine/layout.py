@@ -3,12 +3,15 @@ right. Works on drafts too: edges to missing steps are simply not drawn. Pure.""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.editing import START, all_edges, steps
 
-COL_W, ROW_H, NODE_W, NODE_H, PAD = 250, 120, 200, 64, 30
+COL_W, ROW_H, NODE_W, NODE_H, PAD = 250, 136, 200, 64, 40
+GAP = COL_W - NODE_W  # the free run between two columns, where row-skipping edges go down
+LABEL_H, LABEL_MAX, PLUS = 13, 100, 22
 
 
 @dataclass
@@ -27,10 +30,14 @@ class Edge:
     field: str
     target: str | None
     label: str
-    path: str
+    points: list[tuple[int, int]]
     back: bool
-    plus: tuple[int, int]  # where the "add a step here" button sits
+    plus: tuple[int, int] = (0, 0)  # where the "add a step here" button sits
     label_at: tuple[int, int] = (0, 0)
+
+    @property
+    def path(self) -> str:
+        return "M" + " L".join(f"{x},{y}" for x, y in self.points)
 
 
 @dataclass
@@ -104,6 +111,8 @@ def layout(doc: dict[str, Any]) -> Layout:
         n.x, n.y = PAD + n.col * COL_W, PAD + n.row * ROW_H
         out.nodes[node] = n
     right = PAD + (max(col.values()) + 1) * COL_W
+    last_col = {r: max(col[n] for n in order if row[n] == r) for r in set(row.values())}
+    later: list[tuple[Edge, list[list[tuple[int, int]]]]] = []  # edges with a choice of route, chosen last
     loops = 0
     for node in order:
         src = out.nodes[node]
@@ -112,35 +121,141 @@ def layout(doc: dict[str, Any]) -> Layout:
             # Several ways out leave from points spread along the node's bottom, so none hides another.
             sx, sy = src.x + NODE_W * (i + 1) // (len(ways) + 1), src.y + NODE_H
             if target is None:
-                ex, ey = sx, sy + 40
-                out.edges.append(Edge(node, fld, None, label, f"M{sx},{sy} L{ex},{ey}", False, (ex, ey),
-                                      (sx + 6, sy + 16)))
+                out.edges.append(Edge(node, fld, None, label, [(sx, sy), (sx, sy + 40)], False))
                 continue
             dst = out.nodes[target]
             tx, ty = dst.x + NODE_W // 2, dst.y
-            if (node, fld) in back:
+            # Several ways out turn at different heights, so their labels and + buttons have room.
+            turn = sy + (ty - sy) // 2 if len(ways) == 1 else sy + 14 + 13 * i
+            edge = Edge(node, fld, target, label, [], (node, fld) in back or ty <= sy)
+            out.edges.append(edge)
+            if edge.back:
+                # A loop runs to a lane right of everything: out of the step's side when nothing stands right of
+                # it in its row, else down into the gap below; in again the same way. Gaps only: no step crossed.
                 loops += 1
-                lane = right - COL_W // 2 + 30 + loops * 14
-                path = (f"M{src.x + NODE_W},{src.y + NODE_H // 2} L{lane},{src.y + NODE_H // 2} "
-                        f"L{lane},{dst.y + NODE_H // 2} L{dst.x + NODE_W},{dst.y + NODE_H // 2}")
-                out.edges.append(Edge(node, fld, target, label, path, True, (lane, (src.y + dst.y) // 2 + NODE_H // 2),
-                                      (lane + 4, src.y + NODE_H // 2 - 4)))
-            elif dst.row > src.row + 1 and dst.col <= src.col:
-                # Skips rows in the same column: go down the gap beside the nodes it would cross.
-                gap = src.x + NODE_W + 18 + 8 * i
-                path = (f"M{sx},{sy} L{sx},{sy + 14} L{gap},{sy + 14} L{gap},{ty - 16} L{tx},{ty - 16} "
-                        f"L{tx},{ty}")
-                # Several such edges share the gap: their + buttons stand at different heights along it.
-                plus_y = sy + 14 + (ty - sy - 30) * (i + 1) // (len(ways) + 1)
-                out.edges.append(Edge(node, fld, target, label, path, False, (gap, plus_y), (sx + 4, sy + 1)))
+                lane = right - GAP // 2 + 8 * (loops - 1)
+                if last_col[src.row] == src.col:
+                    start = [(src.x + NODE_W, src.y + NODE_H // 2 + 6 * i), (lane, src.y + NODE_H // 2 + 6 * i)]
+                else:
+                    start = [(sx, sy), (sx, sy + 8 + 5 * (loops % 4)), (lane, sy + 8 + 5 * (loops % 4))]
+                if last_col[dst.row] == dst.col:
+                    end = [(lane, dst.y + NODE_H // 2), (dst.x + NODE_W, dst.y + NODE_H // 2)]
+                else:
+                    end = [(lane, ty - 10 - 5 * (loops % 4)), (tx, ty - 10 - 5 * (loops % 4)), (tx, ty)]
+                edge.points = start + end
+            elif dst.row == src.row + 1:
+                edge.points = [(sx, sy), (sx, turn), (tx, turn), (tx, ty)]
             else:
-                mid = sy + (ty - sy) // 2 if ty > sy else sy + 20
-                path = f"M{sx},{sy} L{sx},{mid} L{tx},{mid} L{tx},{ty}"
-                out.edges.append(Edge(node, fld, target, label, path, False, ((sx + tx) // 2, mid),
-                                      (sx + 4, sy + 1)))
-    out.width = right + 60 + loops * 14
+                # Skips rows: down a column gap, beside the steps between; which gap is chosen below.
+                turn = sy + 14 + 13 * i if len(ways) > 1 else sy + 14
+                gaps = {c * COL_W + PAD - GAP // 2 for c in range(min(src.col, dst.col), max(src.col, dst.col) + 2)}
+                later.append((edge, [
+                    [(sx, sy), (sx, turn), (gap, turn), (gap, ty - 16), (tx, ty - 16), (tx, ty)] for gap in sorted(
+                        gaps, key=lambda g: abs(g - tx))]))
+    # Each row-skipping edge takes the gap where it crosses the fewest edges drawn so far (the nearest on a tie);
+    # edges sharing a gap run side by side.
+    lanes: dict[int, int] = {}
+    for edge, routes in later:
+        others = [e for e in out.edges if e.points and e is not edge]
+        best = min(routes, key=lambda r: sum(_cross(a, b) for o in others for a in itertools.pairwise(r)
+                                             for b in itertools.pairwise(o.points)))
+        gap = best[2][0]
+        shift = 7 * lanes.get(gap, 0) - 7 * (lanes.get(gap, 0) > 0)
+        lanes[gap] = lanes.get(gap, 0) + 1
+        edge.points = [best[0], best[1], (gap + shift, best[2][1]), (gap + shift, best[3][1]), best[4], best[5]]
+    _place_marks(out)
+    out.width = right + 40 + loops * 8
     out.height = PAD + (max(row.values()) + 1) * ROW_H + 40
     return out
+
+
+Box = tuple[int, int, int, int]  # x, y, width, height
+
+
+def label_width(text: str) -> int:
+    """About how wide an edge label draws at the canvas's label size (the CSS cuts longer ones to this)."""
+    return min(len(text) * 6 + 8, LABEL_MAX)
+
+
+def _hits(a: Box, b: Box) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _along(points: list[tuple[int, int]], step: int = 4) -> list[tuple[int, int, bool]]:
+    """Points every `step` pixels along an orthogonal path, with whether the segment there is vertical."""
+    out = []
+    for (x1, y1), (x2, y2) in itertools.pairwise(points):
+        length = abs(x2 - x1) + abs(y2 - y1)
+        for d in range(0, length + 1, step):
+            t = d / length if length else 0
+            out.append((round(x1 + (x2 - x1) * t), round(y1 + (y2 - y1) * t), x1 == x2))
+    return out
+
+
+def _place_marks(out: Layout) -> None:
+    """Each edge's + on its own run, then its label near where it leaves its step, each where it overlaps no step,
+    no other label and no other + (or, in a crowd, where it overlaps least)."""
+    taken: list[Box] = [(n.x - 2, n.y - 2, NODE_W + 4, NODE_H + 4) for n in out.nodes.values()]
+    lines = {id(e): [_line(a, b) for a, b in itertools.pairwise(e.points)] for e in out.edges}
+    for e in out.edges:
+        spots = _along(e.points, 2)
+        middle = len(spots) // 2
+        # From the middle outwards, so the + sits on the edge's run rather than at either end; and not where
+        # another edge runs or crosses, so it is plain which edge it adds to.
+        ordered = [spots[k] for k in sorted(range(len(spots)), key=lambda k: (abs(k - middle), k))]
+        others = [box for other in out.edges if other is not e for box in lines[id(other)]]
+        box = _freest([(x - PLUS // 2, y - PLUS // 2, PLUS, PLUS) for x, y, _ in ordered], taken + others)
+        e.plus = (box[0] + PLUS // 2, box[1] + PLUS // 2)
+        taken.append(box)
+    for e in out.edges:
+        if not e.label:
+            continue
+        width = label_width(e.label)
+        boxes = [box for x, y, vertical in _along(e.points) for box in (
+            [(x + 3, y + 1, width, LABEL_H), (x - width - 3, y + 1, width, LABEL_H)] if vertical
+            else [(x + 2, y - LABEL_H - 1, width, LABEL_H), (x + 2, y + 2, width, LABEL_H)])]
+        box = _freest(boxes, taken)
+        e.label_at = box[0], box[1]
+        taken.append(box)
+
+
+def _line(a: tuple[int, int], b: tuple[int, int]) -> Box:
+    return min(a[0], b[0]) - 1, min(a[1], b[1]) - 1, abs(a[0] - b[0]) + 2, abs(a[1] - b[1]) + 2
+
+
+def _freest(candidates: list[Box], taken: list[Box]) -> Box:
+    """The first candidate that overlaps nothing taken, or else the one that overlaps least."""
+    best, least = candidates[0], None
+    for box in candidates:
+        overlap = sum(max(0, min(box[0] + box[2], t[0] + t[2]) - max(box[0], t[0]))
+                      * max(0, min(box[1] + box[3], t[1] + t[3]) - max(box[1], t[1])) for t in taken)
+        if overlap == 0:
+            return box
+        if least is None or overlap < least:
+            best, least = box, overlap
+    return best
+
+
+def crossings(lay: Layout) -> int:
+    """How many times one edge crosses another: what the layout tries to keep low."""
+    segments = [list(itertools.pairwise(e.points)) for e in lay.edges]
+    count = 0
+    for i, mine in enumerate(segments):
+        for theirs in segments[i + 1:]:
+            count += sum(_cross(a, b) for a in mine for b in theirs)
+    return count
+
+
+def _cross(a: tuple[tuple[int, int], tuple[int, int]], b: tuple[tuple[int, int], tuple[int, int]]) -> bool:
+    if a[0][0] == a[1][0] and b[0][1] == b[1][1]:
+        vertical, horizontal = a, b
+    elif a[0][1] == a[1][1] and b[0][0] == b[1][0]:
+        vertical, horizontal = b, a
+    else:
+        return False
+    x, y = vertical[0][0], horizontal[0][1]
+    return (min(horizontal[0][0], horizontal[1][0]) < x < max(horizontal[0][0], horizontal[1][0])
+            and min(vertical[0][1], vertical[1][1]) < y < max(vertical[0][1], vertical[1][1]))
 
 
 def _untangle(order: list[str], row: dict[str, int], col: dict[str, int], edges: list[tuple[str, str]]) -> None:
