@@ -119,6 +119,7 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "problems": [str(p) for p in problems], "problems_by_step": by_step, "selected": selected, "form": form,
         "warnings": [] if problems else _warnings(request, doc),
         "chooser": chooser, "saved": saved, "kinds": editing.KINDS, "movable": movable,
+        "movable_ids": {str(s.get("id")) for s in editing.steps(doc) if len(editing.out_edges(s)) == 1},
         "numbers": _designs(request).numbers(model), "latest": latest,
         "changed": latest is None or normalise(latest.document) != normalise(doc), "summary": summary,
         "sim_steps": sim_steps, "sim_edges": sim_edges, "sim_order": sim_order,

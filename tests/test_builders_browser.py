@@ -247,3 +247,33 @@ def test_every_page_passes_axe_core(marketer: tuple[Page, Store, Mailbox]) -> No
     page.locator("nav.top button", has_text="Sign out").click()
     expect(page.locator('input[name="password"]')).to_be_visible()
     accessible(page, "the sign-in page")
+
+
+def test_drag_a_step_onto_a_plus_zoom_to_fit_and_reach_every_step_by_keyboard(
+        marketer: tuple[Page, Store, Mailbox]) -> None:
+    page, store, _ = marketer
+    page.goto("/designer")
+    page.locator("form[action='/designer/templates/executive-nurture'] button").click()
+    page.wait_for_url("**/designer/executive-nurture")
+    settled(page)
+    page.locator("#node-fit-bonus").drag_to(page.locator('button.plus[data-edge="intro:next"]'))
+    page.wait_for_function("() => window.__settled")
+    steps = {s["id"]: s for s in draft(store, "executive-nurture")["steps"]}
+    assert [steps["intro"]["next"], steps["fit-bonus"]["next"], steps["connect"]["next"]] == [
+        "fit-bonus", "connect", "wait-week"]
+    expect(page.locator("#panel h3")).to_contain_text("fit-bonus")
+
+    width = page.locator("#node-intro").bounding_box()["width"]  # type: ignore[index]
+    page.locator('[data-zoom="fit"]').click()
+    expect(page.locator("#zoom-level")).not_to_have_text("100 %")
+    assert page.locator("#node-intro").bounding_box()["width"] < width  # type: ignore[index]
+    shot(page, "builder-7-fit")
+    page.reload()  # the zoom stays for this care model
+    expect(page.locator("#zoom-level")).not_to_have_text("100 %")
+    page.locator('[data-zoom="1"]').click()
+    expect(page.locator("#zoom-level")).to_have_text("100 %")
+
+    # Every step is a button: Tab reaches it, Enter opens its form.
+    page.locator("#node-hot").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#panel h3")).to_contain_text("hot")

@@ -22,19 +22,107 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
+// --- the canvas: zoom, pan, centring, and dragging a step onto a + --------------------------------------------
+
+// The zoom is kept per care model for this tab, so an edit (which swaps the canvas in afresh) keeps it.
+const zoomKey = (canvas) => `nurture.zoom.${canvas.dataset.model}`;
+const zoomOf = (canvas) => parseFloat(sessionStorage.getItem(zoomKey(canvas)) || "1");
+
+function applyZoom(canvas, zoom) {
+  zoom = Math.min(2, Math.max(0.25, zoom));
+  sessionStorage.setItem(zoomKey(canvas), String(zoom));
+  const width = +canvas.dataset.width, height = +canvas.dataset.height;
+  canvas.querySelector(".stage").style.transform = `scale(${zoom})`;
+  const sizer = canvas.querySelector(".sizer");
+  sizer.style.width = `${width * zoom}px`;
+  sizer.style.height = `${height * zoom}px`;
+  canvas.style.height = `${Math.max(300 * Math.min(zoom, 1), height * zoom)}px`;
+  const level = document.getElementById("zoom-level");
+  if (level) level.textContent = `${Math.round(zoom * 100)} %`;
+}
+
+function fitZoom(canvas) {
+  const room = window.innerHeight - canvas.getBoundingClientRect().top - 16;
+  return Math.min(1, canvas.clientWidth / +canvas.dataset.width, Math.max(room, 200) / +canvas.dataset.height);
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-zoom]");
+  const canvas = document.getElementById("canvas");
+  if (!button || !canvas) return;
+  const now = zoomOf(canvas), how = button.dataset.zoom;
+  applyZoom(canvas, how === "in" ? now * 1.25 : how === "out" ? now / 1.25 : how === "fit" ? fitZoom(canvas) : 1);
+});
+
 // A canvas narrower than its flow opens scrolled to the selected step (or the start), not to its empty left edge.
 function centreCanvas() {
   const canvas = document.getElementById("canvas");
   const node = canvas && (canvas.querySelector(".node.selected") || canvas.querySelector(".node.start"));
   if (node && canvas.scrollWidth > canvas.clientWidth) {
-    canvas.scrollLeft = node.offsetLeft + node.offsetWidth / 2 - canvas.clientWidth / 2;
+    const zoom = zoomOf(canvas);
+    canvas.scrollLeft = (node.offsetLeft + node.offsetWidth / 2) * zoom - canvas.clientWidth / 2;
   }
 }
-document.addEventListener("DOMContentLoaded", centreCanvas);
-// An edit swaps the canvas in afresh, scrolled to its left edge: centre it again.
-document.addEventListener("htmx:afterSettle", () => {
+function setUpCanvas() {
   const canvas = document.getElementById("canvas");
-  if (canvas && canvas.scrollLeft === 0) centreCanvas();
+  if (!canvas) return;
+  applyZoom(canvas, zoomOf(canvas));
+  if (canvas.scrollLeft === 0) centreCanvas();
+}
+document.addEventListener("DOMContentLoaded", setUpCanvas);
+document.addEventListener("htmx:afterSettle", setUpCanvas);
+
+// Pan: drag the canvas's background (not a step, not a +).
+document.addEventListener("mousedown", (event) => {
+  const canvas = event.target.closest("#canvas");
+  if (!canvas || event.button !== 0 || event.target.closest(".node, .plus, .edge-label")) return;
+  const start = { x: event.clientX, y: event.clientY, left: canvas.scrollLeft, top: window.scrollY };
+  canvas.classList.add("panning");
+  const move = (e) => {
+    canvas.scrollLeft = start.left - (e.clientX - start.x);
+    window.scrollTo(window.scrollX, start.top - (e.clientY - start.y));
+  };
+  const stop = () => {
+    canvas.classList.remove("panning");
+    document.removeEventListener("mousemove", move);
+    document.removeEventListener("mouseup", stop);
+  };
+  document.addEventListener("mousemove", move);
+  document.addEventListener("mouseup", stop);
+  event.preventDefault();
+});
+
+// A step on the canvas opens with Enter or Space, as a button would.
+document.addEventListener("keydown", (event) => {
+  if ((event.key === "Enter" || event.key === " ") && event.target.matches?.('.node[role="button"]')) {
+    event.preventDefault();
+    event.target.click();
+  }
+});
+
+// Move: drag a step with one way out onto a + (the + menu's "move a step here" is the keyboard's way).
+document.addEventListener("dragstart", (event) => {
+  const node = event.target.closest?.(".node[data-move-url]");
+  if (!node) return;
+  event.dataTransfer.setData("text/plain", node.dataset.moveUrl);
+  event.dataTransfer.effectAllowed = "move";
+});
+document.addEventListener("dragover", (event) => {
+  const plus = event.target.closest?.(".plus");
+  if (!plus) return;
+  event.preventDefault();
+  plus.classList.add("drop-here");
+});
+document.addEventListener("dragleave", (event) => {
+  event.target.closest?.(".plus")?.classList.remove("drop-here");
+});
+document.addEventListener("drop", (event) => {
+  const plus = event.target.closest?.(".plus");
+  const url = event.dataTransfer.getData("text/plain");
+  if (!plus || !url) return;
+  event.preventDefault();
+  const [source, ...field] = plus.dataset.edge.split(":");
+  htmx.ajax("POST", url, { target: "#panel", swap: "outerHTML", values: { source, field: field.join(":") } });
 });
 
 // The content editor's merge-field picker: the chosen field goes in at the cursor, and the text box saves as if typed.
