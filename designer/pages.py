@@ -721,24 +721,74 @@ def _sample_lead(doc: dict[str, Any]) -> str:
     return yaml.safe_dump(sample | fits, sort_keys=False, allow_unicode=True)
 
 
+def _sim_data(lead_yaml: str, events_yaml: str) -> tuple[dict[str, Any], list[Any]]:
+    """The sample lead and events as the simulate form shows them; text that does not read gives empty ones."""
+    try:
+        lead = yaml.safe_load(lead_yaml) or {}
+        events = yaml.safe_load(events_yaml) or []
+    except yaml.YAMLError:
+        return {}, []
+    return (lead if isinstance(lead, dict) else {}), (events if isinstance(events, list) else [])
+
+
+def _read_sim_form(pairs: list[tuple[str, str]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The simulate form's fields as a sample lead and a list of events (what the YAML under Advanced holds)."""
+    form = dict(pairs)
+    lead: dict[str, Any] = {k: form.get(f"lead.{k}", "").strip() for k in ("id", "email", "timezone", "stage")}
+    lead = {k: v for k, v in lead.items() if v}
+    for score in ("fit", "engagement"):
+        if form.get(f"lead.{score}", "").strip():
+            lead[score] = structured.number(form[f"lead.{score}"])
+    attributes = structured.read_pairs(structured.unflatten(pairs, "lead.attributes"))
+    if attributes:
+        lead["attributes"] = attributes
+    if form.get("lead.unsubscribed"):
+        lead["unsubscribed"] = True
+    events = []
+    for row in structured.items(structured.unflatten(pairs, "events")):
+        row = structured.as_dict(row)
+        event: dict[str, Any] = {"after": str(row.get("after", "")).strip() or 0, "type": str(row.get("type", ""))}
+        data = structured.read_pairs(row.get("data"))
+        if data:
+            event["data"] = data
+        events.append(event)
+    return lead, events
+
+
 @router.get("/designer/{model}/simulate", response_class=HTMLResponse, dependencies=[READ])
 def simulate_page(request: Request, model: str) -> Response:
     def render(doc: dict[str, Any]) -> Response:
-        context = editor(request, model, doc) | {"lead_yaml": _sample_lead(doc), "events_yaml": SAMPLE_EVENTS,
+        lead_yaml = _sample_lead(doc)
+        context = editor(request, model, doc) | {"lead_yaml": lead_yaml, "events_yaml": SAMPLE_EVENTS,
                                                  "result": None, "sim_error": "", "as_if_enrolled": False}
-        return _render(request, "designer/simulate.html", context)
+        lead, events = _sim_data(lead_yaml, SAMPLE_EVENTS)
+        return _render(request, "designer/simulate.html", context | {"sim_lead": lead, "sim_events": events})
 
     return _or_recover(request, model, render)
 
 
 @router.post("/designer/{model}/simulate", response_class=HTMLResponse, dependencies=[WRITE])
-async def run_simulation(request: Request, model: str, lead: Annotated[str, Form()],
-                         events: Annotated[str, Form()] = "", as_if_enrolled: Annotated[bool, Form()] = False
-                         ) -> Response:
+async def run_simulation(request: Request, model: str) -> Response:
+    """Runs the draft for a sample lead and scripted events, given by the form or as YAML (under Advanced)."""
     doc = _doc(request, model)
+    pairs = [(k, str(v)) for k, v in (await request.form()).multi_items()]
+    form = dict(pairs)
+    as_if_enrolled = form.get("as_if_enrolled") == "true"
+    if form.get("mode") == "form":
+        lead_data, event_rows = _read_sim_form(pairs)
+        if form.get("action"):  # + event, remove an event, + field: redraw the form, run nothing yet
+            changed = structured.apply({"events": event_rows}, form["action"])
+            return _render(request, "designer/simulate.html", editor(request, model, doc) | {
+                "sim_lead": lead_data, "sim_events": changed["events"], "result": None, "sim_error": "",
+                "as_if_enrolled": as_if_enrolled, "lead_yaml": _to_yaml(lead_data), "events_yaml": _to_yaml(
+                    changed["events"])})
+        lead, events = _to_yaml(lead_data), _to_yaml(event_rows)
+    else:
+        lead, events = form.get("lead", ""), form.get("events", "")
     parsed, problems = check(doc)
+    sim_lead, sim_events = _sim_data(lead, events)
     context: dict[str, Any] = {"lead_yaml": lead, "events_yaml": events, "result": None, "sim_error": "",
-                               "as_if_enrolled": as_if_enrolled}
+                               "as_if_enrolled": as_if_enrolled, "sim_lead": sim_lead, "sim_events": sim_events}
     try:
         if parsed is None or problems:
             raise ValueError(f"fix the {len(problems)} problem(s) first: {problems[0]}")
@@ -758,6 +808,10 @@ async def run_simulation(request: Request, model: str, lead: Annotated[str, Form
         context["result"] = result
         return _render(request, "designer/simulate.html", editor(request, model, doc, sim=result.steps) | context)
     return _render(request, "designer/simulate.html", editor(request, model, doc) | context, status=422)
+
+
+def _to_yaml(value: Any) -> str:
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
 
 
 # --- leads ---------------------------------------------------------------------------------------------

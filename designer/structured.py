@@ -221,6 +221,8 @@ def new_item(list_name: str, count: int) -> dict[str, Any]:
         return {"label": f"case {count + 1}", "when": dict(NEW_CONDITION)}
     if list_name == "variants":
         return {"name": chr(ord("A") + count) if count < 26 else f"V{count + 1}", "weight": 1}
+    if list_name == "events":
+        return {"after": "1d", "type": "email.clicked"}
     if list_name in ("goals", "exit_when"):
         name = "goal" if list_name == "goals" else "exit rule"
         return {"name": f"{name} {count + 1}", "when": dict(NEW_CONDITION)}

@@ -216,7 +216,7 @@ def test_a_marketer_builds_previews_tests_and_publishes_a_care_model_without_yam
 
     # Simulate and publish the first.
     page.goto("/designer/guide-nurture/simulate")
-    page.click("text=Run simulation")
+    page.click("#run-simulation")
     expect(page.locator("table.sim")).to_contain_text("email-1")
     accessible(page, "the simulation")
     page.goto("/designer/guide-nurture/publish")
@@ -277,3 +277,54 @@ def test_drag_a_step_onto_a_plus_zoom_to_fit_and_reach_every_step_by_keyboard(
     page.locator("#node-hot").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#panel h3")).to_contain_text("hot")
+
+
+def tab_to(page: Page, selector: str, limit: int = 150) -> None:
+    """Press Tab until the element is focused: what a keyboard-only marketer does."""
+    for _ in range(limit):
+        if page.evaluate("s => document.activeElement?.matches(s) ?? false", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} is not reachable with Tab")
+
+
+def enter(page: Page) -> None:
+    """Press Enter on something that swaps part of the page, and wait until the new part is wired up."""
+    settled(page)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.__settled")
+
+
+def test_a_keyboard_only_marketer_builds_simulates_and_publishes(marketer: tuple[Page, Store, Mailbox]) -> None:
+    page, store, _ = marketer
+    page.goto("/designer")
+    tab_to(page, 'input[name="name"]')
+    page.keyboard.type("Keys only")
+    page.keyboard.press("Enter")
+    expect(page.locator("#node-end")).to_be_visible()
+
+    tab_to(page, 'button.plus[data-edge="__start__:start"]')
+    enter(page)
+    tab_to(page, '#panel button[data-kind="email"]')
+    enter(page)
+    expect(page.locator("#panel h3")).to_contain_text("Email")
+    tab_to(page, '#panel input[name="subject"]')
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Typed without a mouse")
+    tab_to(page, "#save-step")
+    enter(page)
+    expect(page.locator("#node-email-1")).to_contain_text("Typed without a mouse")
+
+    tab_to(page, 'a[href="/designer/keys-only/simulate"]')
+    page.keyboard.press("Enter")
+    tab_to(page, "#panel button.primary")
+    page.keyboard.press("Enter")
+    expect(page.locator("#outcome")).to_be_visible()
+    expect(page.locator("#node-email-1.visited")).to_be_visible()
+
+    tab_to(page, 'a[href="/designer/keys-only/publish"]')
+    page.keyboard.press("Enter")
+    tab_to(page, "form button.primary")
+    page.keyboard.press("Enter")
+    expect(page.locator("#published")).to_contain_text("Published version 1")
+    assert store.latest("keys-only") is not None

@@ -69,7 +69,7 @@ async def test_an_invalid_step_is_saved_as_a_draft_and_answered_422(designer: ht
     await designer.post("/designer/drafty/insert", data={"source": "__start__", "field": "start", "kind": "wait"})
     bad = await designer.post("/designer/drafty/steps/wait-1", data={"duration": "fortnightly", "next": "end"})
     assert bad.status_code == 422
-    node = re.search(r'<div class="([^"]*)"\s+id="node-wait-1"', bad.text)
+    node = re.search(r'<div role="button" tabindex="0" class="([^"]*)"\s+id="node-wait-1"', bad.text)
     assert "invalid" in node.group(1).split(), "the canvas marks the step the problem belongs to"
     page = (await designer.get("/designer/drafty", params={"step": "wait-1"})).text
     assert 'value="fortnightly"' in page, "what was typed is kept in the draft"

@@ -134,10 +134,14 @@ def test_build_publish_and_simulate_a_care_model_in_the_browser(page: Page) -> N
     shot(page, "3-published")
 
     page.goto("/designer/webinar-follow-up/simulate")
-    page.fill('textarea[name="lead"]', "id: sam\nemail: sam@example.com\ntimezone: Europe/Berlin\n"
-                                       "attributes: {first_name: Sam}\n")
-    page.fill('textarea[name="events"]', "- {after: 3d, type: email.clicked}\n- {after: 4d, type: survey.done}\n")
-    page.click("text=Run simulation")
+    # The sample lead and the events are a form (their YAML is under Advanced).
+    page.fill('[name="lead.id"]', "sam")
+    page.fill('[name="lead.timezone"]', "Europe/Berlin")
+    page.fill('[name="events.0.after"]', "3d")
+    page.click("#b-append-events")
+    page.fill('[name="events.1.after"]', "4d")
+    page.fill('[name="events.1.type"]', "survey.done")
+    page.click("#run-simulation")
     expect(page.locator("#outcome")).to_contain_text("Outcome: exit:completed", timeout=20000)
     expect(page.locator("#node-email-2.visited")).to_be_visible()
     expect(page.locator("#node-email-2 .sim")).to_contain_text("+3d")
@@ -171,7 +175,7 @@ def test_each_template_is_unchanged_until_edited_simulates_as_is_and_an_insert_s
         tab.goto(f"/designer/{model}/publish")
         expect(tab.locator("#no-changes")).to_be_visible()
         tab.goto(f"/designer/{model}/simulate")
-        tab.click("text=Run simulation")
+        tab.click("#run-simulation")
         expect(tab.locator("#outcome")).to_be_visible(timeout=30000)
         expect(tab.locator("#entry-note")).not_to_contain_text("skipped")
 

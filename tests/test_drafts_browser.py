@@ -57,7 +57,7 @@ def test_ten_settings_inputs_save_or_show_why_with_the_text_kept(page: Page) -> 
         page.reload()  # the care model still opens, whatever was typed
         expect(page.locator("#node-end")).to_be_visible()
     page.goto("/designer/settings-trial/simulate")
-    expect(page.locator("text=Run simulation")).to_be_visible()
+    expect(page.locator("#run-simulation")).to_be_visible()
 
 
 def test_typed_yaml_survives_a_syntax_error_and_undo_redo_take_edits_back(page: Page) -> None:
