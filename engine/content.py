@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import html2text
-from jinja2 import ChainableUndefined, TemplateError, nodes
+from jinja2 import ChainableUndefined, Template, TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.lead import LeadState
@@ -25,12 +26,18 @@ def lead_context(lead: LeadState) -> dict[str, Any]:
             "scores": {"fit": lead.fit, "engagement": lead.engagement, "total": lead.total}}
 
 
+@functools.lru_cache(maxsize=2048)
+def _compiled(template: str, html: bool) -> Template:
+    """Compiling is most of the cost of a render; a care model's templates are few and rendered often."""
+    return (_HTML if html else _TEXT).from_string(template)
+
+
 def render(template: str, context: dict[str, Any], where: str, html: bool = True) -> str:
     """HTML bodies escape lead data; plain text (subjects, social posts) keeps it as typed, on one line."""
     try:
         if not html:
-            return " ".join(_TEXT.from_string(template).render(context).split())
-        return _HTML.from_string(template).render(context)
+            return " ".join(_compiled(template, False).render(context).split())
+        return _compiled(template, True).render(context)
     except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
         raise ContentError(f"{where}: {exc}") from exc
 
@@ -41,6 +48,7 @@ SAMPLE = LeadState(id="sample-lead", email="sample@example.com", stage="prospect
                    attributes={"first_name": "Sam", "last_name": "Sample", "company": "Sample Co", "country": "DE"})
 
 
+@functools.lru_cache(maxsize=2048)
 def check_template(template: str) -> str | None:
     """Why the template cannot be sent, or None: syntax, an unknown filter or test (even in a branch that
     rarely runs), or an error when rendered for a sample lead, in the same sandbox that renders real sends."""

@@ -4,6 +4,7 @@ right. Works on drafts too: edges to missing steps are simply not drawn. Pure.""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,18 +196,22 @@ def _along(points: list[tuple[int, int]], step: int = 4) -> list[tuple[int, int,
 def _place_marks(out: Layout) -> None:
     """Each edge's + on its own run, then its label near where it leaves its step, each where it overlaps no step,
     no other label and no other + (or, in a crowd, where it overlaps least)."""
-    taken: list[Box] = [(n.x - 2, n.y - 2, NODE_W + 4, NODE_H + 4) for n in out.nodes.values()]
-    lines = {id(e): [_line(a, b) for a, b in itertools.pairwise(e.points)] for e in out.edges}
-    for e in out.edges:
+    taken, lines = _Grid(), _Grid()
+    for n in out.nodes.values():
+        taken.add((n.x - 2, n.y - 2, NODE_W + 4, NODE_H + 4))
+    for k, e in enumerate(out.edges):
+        for a, b in itertools.pairwise(e.points):
+            lines.add(_line(a, b), owner=k)
+    for k, e in enumerate(out.edges):
         spots = _along(e.points, 2)
         middle = len(spots) // 2
         # From the middle outwards, so the + sits on the edge's run rather than at either end; and not where
         # another edge runs or crosses, so it is plain which edge it adds to.
-        ordered = [spots[k] for k in sorted(range(len(spots)), key=lambda k: (abs(k - middle), k))]
-        others = [box for other in out.edges if other is not e for box in lines[id(other)]]
-        box = _freest([(x - PLUS // 2, y - PLUS // 2, PLUS, PLUS) for x, y, _ in ordered], taken + others)
+        ordered = [spots[i] for i in sorted(range(len(spots)), key=lambda i: (abs(i - middle), i))]
+        box = _freest([(x - PLUS // 2, y - PLUS // 2, PLUS, PLUS) for x, y, _ in ordered],
+                      lambda b, k=k: taken.overlap(b) + lines.overlap(b, skip=k))
         e.plus = (box[0] + PLUS // 2, box[1] + PLUS // 2)
-        taken.append(box)
+        taken.add(box)
     for e in out.edges:
         if not e.label:
             continue
@@ -214,25 +219,57 @@ def _place_marks(out: Layout) -> None:
         boxes = [box for x, y, vertical in _along(e.points) for box in (
             [(x + 3, y + 1, width, LABEL_H), (x - width - 3, y + 1, width, LABEL_H)] if vertical
             else [(x + 2, y - LABEL_H - 1, width, LABEL_H), (x + 2, y + 2, width, LABEL_H)])]
-        box = _freest(boxes, taken)
+        box = _freest(boxes, taken.overlap)
         e.label_at = box[0], box[1]
-        taken.append(box)
+        taken.add(box)
+
+
+class _Grid:
+    """Boxes bucketed by area, so asking what a box overlaps looks only nearby: layout stays fast at 200 steps."""
+
+    CELL = 64
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[int, int], list[tuple[int, Box, int | None]]] = {}
+        self.count = 0
+
+    def _keys(self, box: Box) -> list[tuple[int, int]]:
+        x0, y0 = box[0] // self.CELL, box[1] // self.CELL
+        x1, y1 = (box[0] + box[2]) // self.CELL, (box[1] + box[3]) // self.CELL
+        return [(cx, cy) for cx in range(x0, x1 + 1) for cy in range(y0, y1 + 1)]
+
+    def add(self, box: Box, owner: int | None = None) -> None:
+        self.count += 1
+        for key in self._keys(box):
+            self.cells.setdefault(key, []).append((self.count, box, owner))
+
+    def overlap(self, box: Box, skip: int | None = None) -> int:
+        """The area of `box` covered by the boxes here (those of `skip` aside)."""
+        seen: set[int] = set()
+        area = 0
+        for key in self._keys(box):
+            for ident, other, owner in self.cells.get(key, ()):
+                if ident in seen or (skip is not None and owner == skip):
+                    continue
+                seen.add(ident)
+                area += max(0, min(box[0] + box[2], other[0] + other[2]) - max(box[0], other[0])) * max(
+                    0, min(box[1] + box[3], other[1] + other[3]) - max(box[1], other[1]))
+        return area
 
 
 def _line(a: tuple[int, int], b: tuple[int, int]) -> Box:
     return min(a[0], b[0]) - 1, min(a[1], b[1]) - 1, abs(a[0] - b[0]) + 2, abs(a[1] - b[1]) + 2
 
 
-def _freest(candidates: list[Box], taken: list[Box]) -> Box:
+def _freest(candidates: list[Box], overlap: Callable[[Box], int]) -> Box:
     """The first candidate that overlaps nothing taken, or else the one that overlaps least."""
     best, least = candidates[0], None
     for box in candidates:
-        overlap = sum(max(0, min(box[0] + box[2], t[0] + t[2]) - max(box[0], t[0]))
-                      * max(0, min(box[1] + box[3], t[1] + t[3]) - max(box[1], t[1])) for t in taken)
-        if overlap == 0:
+        area = overlap(box)
+        if area == 0:
             return box
-        if least is None or overlap < least:
-            best, least = box, overlap
+        if least is None or area < least:
+            best, least = box, area
     return best
 
 
