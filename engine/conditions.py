@@ -14,7 +14,6 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
     "eq": operator.eq, "ne": operator.ne,
 }
-_SYMBOL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "==", "ne": "!="}
 
 
 def evaluate(cond: dict[str, Any], lead: LeadState, now: float) -> tuple[bool, str]:
@@ -33,8 +32,7 @@ def evaluate(cond: dict[str, Any], lead: LeadState, now: float) -> tuple[bool, s
         return (not ok, f"not ({why})")
     if kind == "score":
         actual = {"fit": lead.fit, "engagement": lead.engagement, "total": lead.total}[cond["score"]]
-        ok = _COMPARE[cond["op"]](actual, cond["value"])
-        return ok, f"{cond['score']} score {actual:g} {_SYMBOL[cond['op']]} {cond['value']:g} is {_word(ok)}"
+        return _said(cond, _COMPARE[cond["op"]](actual, cond["value"]), f"{actual:g}")
     if kind == "attribute":
         return _attribute(cond, lead)
     if kind == "stage":
@@ -42,10 +40,13 @@ def evaluate(cond: dict[str, Any], lead: LeadState, now: float) -> tuple[bool, s
     if kind == "engagement":
         since = now - cond["within"] if cond.get("within") else float("-inf")
         count = sum(1 for e in lead.events if e.type == cond["event"] and since <= e.at <= now)
-        ok = count >= cond["min_count"]
-        window = f" in the last {cond['within_text']}" if cond.get("within") else ""
-        return ok, f"{count} x {cond['event']}{window} (needs {cond['min_count']}) is {_word(ok)}"
+        return _said(cond, count >= cond["min_count"], f"{count} so far")
     raise ValueError(f"unknown condition type {kind!r}")
+
+
+def _said(cond: dict[str, Any], ok: bool, actual: str) -> tuple[bool, str]:
+    """The answer in the designer's own wording, with what the lead actually had: "total score ≥ 60: yes (65)"."""
+    return ok, f"{describe(cond)}: {_word(ok)} ({actual})"
 
 
 def _attribute(cond: dict[str, Any], lead: LeadState) -> tuple[bool, str]:
@@ -54,18 +55,16 @@ def _attribute(cond: dict[str, Any], lead: LeadState) -> tuple[bool, str]:
     have = lead.attributes.get(name)
     if op in ("exists", "missing"):
         ok = present if op == "exists" else not present
-        return ok, f"attribute {name} {'is set' if present else 'is not set'}"
-    if op in ("in", "not_in"):
+    elif op in ("in", "not_in"):
         ok = (have in (want or ())) == (op == "in")
-        return ok, f"{name}={have!r} {'in' if op == 'in' else 'not in'} {want!r} is {_word(ok)}"
-    if op == "contains":
+    elif op == "contains":
         ok = present and isinstance(have, str | list) and want in have
-        return ok, f"{name}={have!r} contains {want!r} is {_word(ok)}"
-    try:
-        ok = present and _COMPARE[op](have, want)
-    except TypeError:
-        ok = False
-    return ok, f"{name}={have!r} {_SYMBOL[op]} {want!r} is {_word(ok)}"
+    else:
+        try:
+            ok = present and _COMPARE[op](have, want)
+        except TypeError:
+            ok = False
+    return _said(cond, ok, _value(have) if present else "not set")
 
 
 def _stage(cond: dict[str, Any], stage: str) -> tuple[bool, str]:
@@ -78,11 +77,11 @@ def _stage(cond: dict[str, Any], stage: str) -> tuple[bool, str]:
         ok = stage_rank(stage) >= stage_rank(stages[0])
     else:
         ok = stage_rank(stage) < stage_rank(stages[0])
-    return ok, f"stage {stage} {op.replace('_', ' ')} {', '.join(stages)} is {_word(ok)}"
+    return _said(cond, ok, stage)
 
 
 def _word(ok: bool) -> str:
-    return "true" if ok else "false"
+    return "yes" if ok else "no"
 
 
 def event_matches(event_type: str, event_data: dict[str, Any], want_type: str, where: dict[str, Any]) -> bool:

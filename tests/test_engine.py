@@ -70,7 +70,7 @@ def test_conditions_explain_themselves() -> None:
                      events=[LeadEvent("e1", "email.clicked", ts("2026-01-10T00:00:00+00:00"))])
     now = ts("2026-01-12T00:00:00+00:00")
     ok, why = evaluate({"type": "score", "score": "total", "op": "gte", "value": 60}, lead, now)
-    assert ok and why == "total score 65 >= 60 is true"
+    assert ok and why == "total score ≥ 60: yes (65)"
     ok, _ = evaluate({"type": "engagement", "event": "email.clicked", "min_count": 1, "within": 86400,
                       "within_text": "1d"}, lead, now)
     assert not ok, "the click was two days ago"
@@ -78,10 +78,10 @@ def test_conditions_explain_themselves() -> None:
         {"type": "stage", "op": "at_least", "stages": ["mql"]},
         {"type": "attribute", "name": "industry", "op": "in", "value": ["saas", "fintech"]},
     ]}, lead, now)
-    assert ok and "stage mql at least mql" in why
+    assert ok and why == "stage is at least mql: yes (mql) and industry is one of saas, fintech: yes (saas)"
     ok, why = evaluate({"type": "not", "condition": {"type": "attribute", "name": "country", "op": "exists"}},
                        lead, now)
-    assert ok and why == "not (attribute country is not set)"
+    assert ok and why == "not (country is set: no (not set))"
 
 
 def test_time_of_day_is_in_the_leads_zone_across_daylight_saving() -> None:

@@ -62,7 +62,7 @@ async def test_a_lead_walks_the_plan_and_the_query_says_where_and_why(nurture: H
     steps = nurture.store.journey(lead_id=lead.id)
     branch = next(s for s in steps if s.step == "engaged")
     assert branch.outcome == "took 'clicked twice'"
-    assert branch.why == "2 x email.clicked in the last 1w (needs 2) is true"
+    assert branch.why == "clicked an email at least twice in the last 7 days: yes (2 so far)"
     assert steps[-1].at - steps[0].at >= 3 * 86400, "the branch ran after the three-day wait"
 
 

@@ -118,7 +118,7 @@ async def test_clicks_raise_the_score_to_a_handover_the_rep_rejects_back_to_nurt
         assert (click.status_code, click.headers["location"]) == (302, "https://acme.test/guide")
     stages = (await api.get(f"/api/leads/{ada}/stages")).json()
     assert [(s["from_stage"], s["to_stage"]) for s in stages] == [("prospect", "mql")]
-    assert stages[0]["reason"].startswith("threshold: total score 40 >= 39")
+    assert stages[0]["reason"].startswith("threshold: total score ≥ 39: yes (40)")
     score = (await api.get(f"/api/leads/{ada}/score")).json()
     assert score["engagement"] == pytest.approx(40, abs=0.1)
     assert [c["rule"] for c in score["contributions"]] == ["clicked an email", "clicked an email"]
