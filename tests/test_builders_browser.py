@@ -328,3 +328,20 @@ def test_a_keyboard_only_marketer_builds_simulates_and_publishes(marketer: tuple
     page.keyboard.press("Enter")
     expect(page.locator("#published")).to_contain_text("Published version 1")
     assert store.latest("keys-only") is not None
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (1920, 1080), (800, 900)])
+def test_the_editor_fits_the_window_at_each_size(tmp_path: Path, width: int, height: int) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'nurture.db'}")
+    app = create_app(Settings(data_dir=tmp_path, temporal_target="127.0.0.1:1"), store=store)
+    with serving(app) as url, signed_in_tab(url, store, width, height) as page:
+        page.goto("/designer")
+        page.locator("form[action='/designer/templates/executive-nurture'] button").click()
+        page.wait_for_url("**/designer/executive-nurture")
+        page.locator("#node-hot").click()
+        expect(page.locator("#step-form")).to_be_visible()
+        # Nothing runs off the side of the window: the canvas scrolls inside itself, the form stays beside it.
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+        panel, canvas = page.locator("#panel").bounding_box(), page.locator("#canvas").bounding_box()
+        assert panel and canvas and panel["x"] >= canvas["x"] + canvas["width"] and panel["x"] + panel["width"] <= width
+        shot(page, f"builder-editor-{width}")
