@@ -87,7 +87,10 @@ async def test_send(request: Request, model: str, step_id: str, to: Annotated[st
 
 def _send(request: Request, step: dict[str, Any], to: str, lead: LeadState, shown: Preview) -> tuple[str, bool]:
     channel = str(step.get("connector") or "email")
-    connector = connectors(request).get(channel)
+    try:
+        connector = connectors(request).get(channel)
+    except Exception as exc:  # a connectors file that does not load: the admin's Connectors page says more
+        return f"Not sent: the connectors file does not load ({exc}); see Connectors.", False
     if connector is None:
         return f"No connector is configured for '{channel}'.", False
     message = Message(key=f"test-{uuid.uuid4().hex}", channel="email", lead_id=lead.id, to=to,

@@ -210,7 +210,7 @@ def _remove_condition(data: dict[str, Any], path: str) -> None:
             set_path(data, group_path, siblings[0])
         return
     holder = get_path(data, parent_path)
-    if index == "when" and isinstance(holder, dict) and "event" in holder:
+    if parent_path == "entry" and index == "when" and isinstance(holder, dict):
         holder.pop("when", None)  # an entry rule stands without a condition; a branch case or goal does not
     elif index == "condition" and parent_path:
         _remove_condition(data, parent_path)  # the row under a "not" goes with its "not"
