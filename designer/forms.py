@@ -115,6 +115,8 @@ def read_form(step: dict[str, Any], pairs: list[tuple[str, str]]) -> tuple[dict[
     names (`cases.0.when.op`); repeated names (checked weekdays) come as several pairs."""
     form = dict(pairs)
     kind = str(step.get("kind"))
+    model = STEP_MODELS.get(kind)
+    numeric = {n for n, i in model.model_fields.items() if i.annotation in (int, float)} if model else set()
     new: dict[str, Any] = {"id": step.get("id"), "kind": kind}
     errors: dict[str, list[str]] = {}
     for f in build_form(step, []).fields:
@@ -143,7 +145,7 @@ def read_form(step: dict[str, Any], pairs: list[tuple[str, str]]) -> tuple[dict[
             except yaml.YAMLError as exc:
                 errors.setdefault(f.name, []).append(yaml_error(exc))
                 new[f.name] = raw  # kept as typed, and shown back as typed, until it reads
-        elif f.name in STEP_NUMBERS:
+        elif f.name in numeric:
             new[f.name] = number(raw)
         else:
             new[f.name] = raw
@@ -156,9 +158,6 @@ def _defaults(kind: str) -> dict[str, Any]:
     model = STEP_MODELS.get(kind)
     return {} if model is None else {name: info.get_default(call_default_factory=True)
                                      for name, info in model.model_fields.items() if not info.is_required()}
-
-
-STEP_NUMBERS = ("delta", "holdout")
 
 
 def _read_rows(widget: str, node: Any, original: Any) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ from typing import Any
 from engine.conditions import describe
 
 NEW_CONDITION: dict[str, Any] = {"type": "score", "score": "total", "op": "gte", "value": 50}
-LEAF_TYPES = ("score", "attribute", "stage", "engagement")
 _MISSING = object()
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")

@@ -3,6 +3,7 @@ right. Works on drafts too: edges to missing steps are simply not drawn. Pure.""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -209,7 +210,7 @@ def _place_marks(out: Layout) -> None:
         # another edge runs or crosses, so it is plain which edge it adds to.
         ordered = [spots[i] for i in sorted(range(len(spots)), key=lambda i: (abs(i - middle), i))]
         box = _freest([(x - PLUS // 2, y - PLUS // 2, PLUS, PLUS) for x, y, _ in ordered],
-                      lambda b, k=k: taken.overlap(b) + lines.overlap(b, skip=k))
+                      functools.partial(_crowding, taken, lines, k))
         e.plus = (box[0] + PLUS // 2, box[1] + PLUS // 2)
         taken.add(box)
     for e in out.edges:
@@ -255,6 +256,11 @@ class _Grid:
                 area += max(0, min(box[0] + box[2], other[0] + other[2]) - max(box[0], other[0])) * max(
                     0, min(box[1] + box[3], other[1] + other[3]) - max(box[1], other[1]))
         return area
+
+
+def _crowding(taken: _Grid, lines: _Grid, edge: int, box: Box) -> int:
+    """What a + would cover: marks and steps, and the runs of edges other than its own."""
+    return taken.overlap(box) + lines.overlap(box, skip=edge)
 
 
 def _line(a: tuple[int, int], b: tuple[int, int]) -> Box:
