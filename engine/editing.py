@@ -89,15 +89,24 @@ def insert(doc: dict[str, Any], source: str, field: str, kind: str) -> tuple[dic
     if kind not in DEFAULTS:
         raise ValueError(f"unknown step kind '{kind}'; kinds are {', '.join(KINDS)}")
     doc = copy.deepcopy(doc)
-    target = doc.get("start") if source == START else _get(_step(doc, source), field)
     step_id = new_id(doc, kind)
-    step = {"id": step_id, "kind": kind, **_fill(DEFAULTS[kind], target)}
+    step = {"id": step_id, "kind": kind, **_fill(DEFAULTS[kind], _led_to(doc, source, field))}
+    _lead_to(doc, source, field, step_id)
+    doc.setdefault("steps", []).append(step)
+    return doc, step_id
+
+
+def _led_to(doc: dict[str, Any], source: str, field: str) -> Any:
+    """Where the edge `source`.`field` leads now."""
+    return doc.get("start") if source == START else _get(_step(doc, source), field)
+
+
+def _lead_to(doc: dict[str, Any], source: str, field: str, step_id: str) -> None:
+    """Points the edge `source`.`field` at a step."""
     if source == START:
         doc["start"] = step_id
     else:
         _set(_step(doc, source), field, step_id)
-    doc.setdefault("steps", []).append(step)
-    return doc, step_id
 
 
 def _fill(template: Any, target: str | None) -> Any:
@@ -151,13 +160,9 @@ def move(doc: dict[str, Any], step_id: str, source: str, field: str) -> dict[str
     if source == step_id:
         raise ValueError("a step cannot move onto its own way out")
     doc = delete(doc, step_id)
-    target = doc.get("start") if source == START else _get(_step(doc, source), field)
     moved = copy.deepcopy(step)
-    _set(moved, out_edges(moved)[0][0], target)
-    if source == START:
-        doc["start"] = step_id
-    else:
-        _set(_step(doc, source), field, step_id)
+    _set(moved, out_edges(moved)[0][0], _led_to(doc, source, field))
+    _lead_to(doc, source, field, step_id)
     doc["steps"].append(moved)
     return doc
 
@@ -237,7 +242,7 @@ def paste(doc: dict[str, Any], source: str, field: str, clipped: list[dict[str, 
     if not clipped or not all(isinstance(s, dict) and s.get("kind") in DEFAULTS for s in clipped):
         raise ValueError("nothing to paste: copy a step first")
     doc = copy.deepcopy(doc)
-    target = doc.get("start") if source == START else _get(_step(doc, source), field)
+    target = _led_to(doc, source, field)
     taken = {str(s.get("id")) for s in steps(doc)}
     ids: dict[str, str] = {}
     for s in clipped:
@@ -256,10 +261,7 @@ def paste(doc: dict[str, Any], source: str, field: str, clipped: list[dict[str, 
             _set(s, path, ids.get(onward or "", target))
         pasted.append(s)
     first = pasted[0]["id"]
-    if source == START:
-        doc["start"] = first
-    else:
-        _set(_step(doc, source), field, first)
+    _lead_to(doc, source, field, first)
     doc.setdefault("steps", []).extend(pasted)
     return doc, first
 
