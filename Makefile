@@ -16,3 +16,4 @@ bench:
 	.venv/bin/python bench/enrolments.py
 	.venv/bin/python bench/simulate.py
 	PYTHONPATH=. .venv/bin/python bench/editor.py
+	PYTHONPATH=. .venv/bin/python bench/ingest.py

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError
 from temporalio.service import RPCError
 
 from designer.auth import actor, allow
@@ -114,19 +114,82 @@ async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, An
     if lead.id != lead_id:  # shaped as any other validation error, as the schema declares 422
         raise RequestValidationError([{"type": "value_error", "loc": ("body", "id"), "input": lead.id,
                                        "msg": f"body id '{lead.id}' does not match the URL's '{lead_id}'"}])
+    _, row = await _upsert(request, lead)
+    return row.model_dump(mode="json")
+
+
+async def _upsert(request: Request, lead: LeadIn) -> tuple[str, Lead]:
+    """(created | updated | unchanged, the lead as stored)."""
     store = store_of(request)
-    known = store.get_lead(lead_id)
+    known = store.get_lead(lead.id)
     if known is None:
-        return store.upsert_lead(lead.to_state(), lead.unsubscribed).model_dump(mode="json")
+        return "created", store.upsert_lead(lead.to_state(), lead.unsubscribed)
     given = _changed(known, lead.model_dump(include=lead.model_fields_set - {"id", "unsubscribed"}))
-    if "unsubscribed" in lead.model_fields_set and lead.unsubscribed != known.unsubscribed:
+    unsubscribing = "unsubscribed" in lead.model_fields_set and lead.unsubscribed != known.unsubscribed
+    if unsubscribing:
         if not lead.unsubscribed:
-            raise HTTPException(409, f"lead '{lead_id}' has unsubscribed; re-subscribing is an explicit act: "
-                                     f"POST /api/leads/{lead_id}/resubscribe with a reason")
-        await send_event(request, lead_id, "lead.unsubscribed", {"source": "api"})
+            raise HTTPException(409, f"lead '{lead.id}' has unsubscribed; re-subscribing is an explicit act: "
+                                     f"POST /api/leads/{lead.id}/resubscribe with a reason")
+        await send_event(request, lead.id, "lead.unsubscribed", {"source": "api"})
     if given:
-        await send_event(request, lead_id, "lead.updated", given | {"why": "set by PUT /api/leads"})
-    return (store.get_lead(lead_id) or known).model_dump(mode="json")
+        await send_event(request, lead.id, "lead.updated", given | {"why": "set by PUT /api/leads"})
+    return ("updated" if given or unsubscribing else "unchanged"), store.get_lead(lead.id) or known
+
+
+BATCH_MAX = 1000
+
+
+class ItemResult(BaseModel):
+    """What became of one item of a batch; the others are unaffected by it."""
+    index: int = Field(description="the item's position in the request, from 0")
+    id: str | None = Field(description="the item's id, when it had one")
+    status: str = Field(description="events: accepted | pending | duplicate | rejected; "
+                                    "leads: created | updated | unchanged | rejected")
+    error: str = Field(default="", description="why a rejected item was rejected, naming the field")
+    signalled: list[str] = []
+    enrolled: list[str] = []
+    staged: list[str] = []
+    pending: list[str] = []
+
+
+class BatchResult(BaseModel):
+    results: list[ItemResult]
+    counts: dict[str, int] = Field(description="how many items ended in each status")
+
+
+def _batch(results: list[ItemResult]) -> BatchResult:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return BatchResult(results=results, counts=counts)
+
+
+def _invalid(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in exc.errors())
+
+
+Batch = Annotated[list[dict[str, Any]], Body(max_length=BATCH_MAX, description=f"at most {BATCH_MAX} items")]
+# One event or a list: chosen by the body's shape, so a bad single event is told only what is wrong with it.
+OneOrMany = Annotated[Annotated[EventIn, Tag("one")] | Annotated[list[dict[str, Any]], Field(max_length=BATCH_MAX),
+                                                                  Tag("many")],
+                      Discriminator(lambda v: "many" if isinstance(v, list) else "one")]
+
+
+@router.post("/leads/batch", response_model=BatchResult, dependencies=[allow("leads:write")])
+async def put_leads(request: Request, items: Batch) -> BatchResult:
+    """Creates or updates up to 1,000 leads as `PUT /api/leads/{id}` does each; a bad item is reported by its
+    position and field and changes nothing, and the rest go ahead."""
+    results = []
+    for index, item in enumerate(items):
+        ref = item.get("id") if isinstance(item.get("id"), str) else None
+        try:
+            status, _ = await _upsert(request, LeadIn.model_validate(item))
+            results.append(ItemResult(index=index, id=ref, status=status))
+        except ValidationError as exc:
+            results.append(ItemResult(index=index, id=ref, status="rejected", error=_invalid(exc)))
+        except HTTPException as exc:
+            results.append(ItemResult(index=index, id=ref, status="rejected", error=str(exc.detail)))
+    return _batch(results)
 
 
 def _changed(known: Lead, given: dict[str, Any]) -> dict[str, Any]:
@@ -170,11 +233,27 @@ async def enrol_lead(request: Request, care_model: str, body: EnrolIn) -> JSONRe
     return JSONResponse({"status": status, "workflow_id": row.workflow_id, "reason": reason})
 
 
-@router.post("/events", response_model=Accepted, dependencies=[allow("events:write")],
+@router.post("/events", response_model=Accepted | BatchResult, dependencies=[allow("events:write")],
              responses={202: {"model": Accepted, "description": "accepted; some deliveries are still pending"},
                         503: {"description": "the database is out of reach: nothing was accepted, retry"}})
-async def post_event(request: Request, event: EventIn) -> JSONResponse:
-    return _accepted(await send_event(request, event.lead_id, event.type, event.data, event.id, event.at))
+async def post_event(request: Request, body: Annotated[OneOrMany, Body()]) -> Any:
+    """One event, or a list of up to 1,000: each item is accepted or rejected on its own, in order. A batch cut
+    short by a 503 can be sent again whole: items with an `id` that were taken are answered `duplicate`."""
+    if isinstance(body, EventIn):
+        return _accepted(await send_event(request, body.lead_id, body.type, body.data, body.id, body.at))
+    results = []
+    for index, item in enumerate(body):
+        ref = item.get("id") if isinstance(item.get("id"), str) else None
+        try:
+            event = EventIn.model_validate(item)
+        except ValidationError as exc:
+            results.append(ItemResult(index=index, id=ref, status="rejected", error=_invalid(exc)))
+            continue
+        done = await send_event(request, event.lead_id, event.type, event.data, event.id, event.at)
+        status = "duplicate" if not done.new else "pending" if done.pending else "accepted"
+        results.append(ItemResult(index=index, id=event.id, status=status, signalled=done.signalled,
+                                  enrolled=done.enrolled, staged=done.staged, pending=done.pending))
+    return _batch(results)
 
 
 @router.get("/leads/{lead_id}/where", dependencies=[allow("leads:read")])

@@ -109,3 +109,45 @@ async def test_home_page_lists_published_models(api: httpx.AsyncClient) -> None:
     page = await api.get("/", follow_redirects=True)
     assert page.status_code == 200 and "executive-nurture" in page.text and "Executive persona nurture" in page.text
     assert "v1" in page.text
+
+
+async def test_batches_of_events_and_leads_take_each_item_on_its_own(api: httpx.AsyncClient, nurture: Harness
+                                                                     ) -> None:
+    tag = uuid.uuid4().hex[:8]
+    entry = {"schema_version": 1, "id": f"signup-{tag}", "name": "Sign-up", "start": "end",
+             "settings": {"entry": {"event": "form.submitted", "where": {"form": "webinar-interest"}}},
+             "steps": [{"id": "end", "kind": "exit", "reason": "signed up"}]}
+    assert (await api.post("/api/care-models", json=entry)).status_code == 201
+    ada, bob = f"ada-{tag}", f"bob-{tag}"
+    leads = (await api.post("/api/leads/batch", json=[
+        {"id": ada, "email": "ada@acme.test", "stage": "prospect"},
+        {"id": bob, "email": "not an address"},
+        {"id": ada, "attributes": {"company": "Acme"}},
+        {"id": ada, "attributes": {"company": "Acme"}},
+        {"email": "no-id@acme.test"},
+    ])).json()
+    assert [(r["id"], r["status"]) for r in leads["results"]] == [
+        (ada, "created"), (bob, "rejected"), (ada, "updated"), (ada, "unchanged"), (None, "rejected")]
+    assert leads["results"][1]["error"].startswith("email:") and leads["results"][4]["error"] == "id: Field required"
+    assert leads["counts"] == {"created": 1, "rejected": 2, "updated": 1, "unchanged": 1}
+    assert nurture.store.get_lead(bob) is None and nurture.store.get_lead(ada).attributes == {"company": "Acme"}
+
+    signup = {"id": f"e1-{tag}", "lead_id": ada, "type": "form.submitted", "data": {"form": "webinar-interest"}}
+    events = (await api.post("/api/events", json=[
+        signup,
+        {"id": f"e2-{tag}", "type": "email.clicked"},
+        {"id": f"e3-{tag}", "lead_id": ada, "type": "page.visited", "data": {"page": "/pricing"}},
+        signup,
+    ])).json()
+    assert [(r["id"], r["status"]) for r in events["results"]] == [
+        (f"e1-{tag}", "accepted"), (f"e2-{tag}", "rejected"), (f"e3-{tag}", "accepted"), (f"e1-{tag}", "duplicate")]
+    assert events["results"][0]["enrolled"] == [f"nurture/signup-{tag}/{ada}"]  # the entry rule started it
+    # The run ends before the test does: a workflow task left behind on the shared test server stops its clock.
+    await nurture.finish(nurture.env.client.get_workflow_handle(f"nurture/signup-{tag}/{ada}"))
+    assert events["results"][1]["error"] == "lead_id: Field required"
+    assert [e.type for e in nurture.store.timeline(ada)].count("form.submitted") == 1
+
+    too_many = await api.post("/api/events", json=[{"lead_id": ada, "type": "page.visited"}] * 1001)
+    assert too_many.status_code == 422 and "at most 1000 items" in too_many.text
+    one_bad = await api.post("/api/events", json={"lead_id": ada})
+    assert one_bad.status_code == 422 and [e["loc"][-1] for e in one_bad.json()["detail"]] == ["type"]
