@@ -25,7 +25,9 @@ from engine.validator import check
 from store.deliveries import Deliveries
 from store.tables import Lead
 from workflows.client import where
+from workflows.imports import import_leads
 from workflows.ingest import deliver_pending, enrol_row
+from workflows.leads import ResubscribeRefused, upsert
 
 router = APIRouter(prefix="/api")
 
@@ -119,21 +121,11 @@ async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, An
 
 
 async def _upsert(request: Request, lead: LeadIn) -> tuple[str, Lead]:
-    """(created | updated | unchanged, the lead as stored)."""
-    store = store_of(request)
-    known = store.get_lead(lead.id)
-    if known is None:
-        return "created", store.upsert_lead(lead.to_state(), lead.unsubscribed)
-    given = _changed(known, lead.model_dump(include=lead.model_fields_set - {"id", "unsubscribed"}))
-    unsubscribing = "unsubscribed" in lead.model_fields_set and lead.unsubscribed != known.unsubscribed
-    if unsubscribing:
-        if not lead.unsubscribed:
-            raise HTTPException(409, f"lead '{lead.id}' has unsubscribed; re-subscribing is an explicit act: "
-                                     f"POST /api/leads/{lead.id}/resubscribe with a reason")
-        await send_event(request, lead.id, "lead.unsubscribed", {"source": "api"})
-    if given:
-        await send_event(request, lead.id, "lead.updated", given | {"why": "set by PUT /api/leads"})
-    return ("updated" if given or unsubscribing else "unchanged"), store.get_lead(lead.id) or known
+    try:
+        return await upsert(await temporal_or_none(request), store_of(request), lead, str(uuid.uuid4()),
+                            time.time(), settings(request).task_queue)
+    except ResubscribeRefused as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 BATCH_MAX = 1000
@@ -192,12 +184,39 @@ async def put_leads(request: Request, items: Batch) -> BatchResult:
     return _batch(results)
 
 
-def _changed(known: Lead, given: dict[str, Any]) -> dict[str, Any]:
-    """Only what differs from the stored lead: an hourly CRM re-sync of the same values adds nothing to the
-    timeline and tells no run anything."""
-    changed = {k: v for k, v in given.items() if k != "attributes" and getattr(known, k) != v}
-    attributes = {k: v for k, v in (given.get("attributes") or {}).items() if known.attributes.get(k) != v}
-    return changed | ({"attributes": attributes} if attributes else {})
+class ImportOut(BaseModel):
+    rows: int = Field(description="data rows in the file")
+    created: int
+    updated: int
+    unchanged: int
+    enrolled: int = Field(description="leads the import enrolled in the care model given")
+    pending: int = Field(description="enrolments Temporal has not taken yet; retried until it does")
+    problems: list[str] = Field(description="each bad row: its line, column and reason; the rest were imported")
+
+
+@router.post("/imports/leads", response_model=ImportOut, dependencies=[allow("leads:write")],
+             openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+                 "type": "string", "description": "a header line naming the columns (id or email at least), then "
+                                                  "a lead per line; other columns become attributes"}}}}})
+async def import_csv(request: Request, enrol: str | None = None) -> ImportOut:
+    """Creates or updates the leads of a CSV file as PUT /api/leads does; repeating it changes nothing twice."""
+    try:
+        text = (await request.body()).decode("utf-8")
+        report = await import_leads(await temporal_or_none(request), store_of(request), text, enrol=enrol,
+                                    task_queue=settings(request).task_queue)
+    except UnicodeDecodeError as exc:
+        raise _invalid_input("body", f"the file is not UTF-8 text (byte {exc.start})", None) from None
+    except ValueError as exc:  # the care model to enrol in is not published
+        raise _invalid_input("query", str(exc), enrol, "enrol") from None
+    audit(request).add(actor(request), "leads.imported", "leads", rows=report.rows, created=report.created,
+                       updated=report.updated, problems=len(report.problems), enrol=enrol)
+    return ImportOut(**asdict(report))
+
+
+def _invalid_input(where: str, message: str, given: Any, name: str = "") -> RequestValidationError:
+    """Shaped as FastAPI's own 422, as the schema declares."""
+    return RequestValidationError([{"type": "value_error", "loc": (where, name) if name else (where,),
+                                    "msg": message, "input": given}])
 
 
 @router.post("/leads/{lead_id}/resubscribe", dependencies=[allow("leads:write")])

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from designer.assets import AssetsMissing
 from engine.access import ROLES, SCOPES
@@ -61,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     users.add_parser("list", help="every user, role and state")
     p = users.add_parser("reset", help="print a one-time password reset link for a user")
     p.add_argument("email")
+    p = sub.add_parser("import", help="bring leads in from a CSV file (a header line, then a lead per line)")
+    p.add_argument("what", choices=["leads"])
+    p.add_argument("file", help="CSV: columns named id or email at least; other columns become attributes")
+    p.add_argument("--enrol", metavar="CARE_MODEL", help="also enrol every imported lead in this care model")
     p = sub.add_parser("tokens", help="API tokens for integrations: add (prints it once), list, revoke")
     tokens = p.add_subparsers(dest="action", required=True)
     p = tokens.add_parser("add", help="create a token with the given scopes")
@@ -343,9 +347,51 @@ def _tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    """Leads from a CSV file, with progress on stderr; the runs hear of changes now, or (Temporal away) from the
+    redelivery loop of a running `nurture up` or worker."""
+    from nurture.services import connect
+    from store.audit import Audit
+    from workflows.imports import import_leads
+
+    settings, store, _ = _people()
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{args.file}: {exc}") from None
+
+    def progress(done: int, total: int) -> None:
+        if done % 1000 == 0 or done == total:
+            print(f"\r{done} of {total} leads", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    async def go() -> Any:
+        try:
+            client = await connect(settings, wait_seconds=2)
+        except RuntimeError:
+            client = None
+            print(f"# Temporal is not reachable at {settings.temporal_target}: changes reach running care models "
+                  "once it is", file=sys.stderr)
+        return await import_leads(client, store, text, enrol=args.enrol, task_queue=settings.task_queue,
+                                  progress=progress)
+
+    try:
+        report = asyncio.run(go())
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    Audit(store).add(_operator(), "leads.imported", "leads", rows=report.rows, created=report.created,
+                     updated=report.updated, problems=len(report.problems), enrol=args.enrol)
+    for problem in report.problems:
+        print(f"{args.file}: {problem}")
+    print(f"{report.rows} rows: {report.created} created, {report.updated} updated, {report.unchanged} unchanged"
+          + (f", {report.enrolled} enrolled in {args.enrol}" if args.enrol else "")
+          + (f", {report.pending} enrolments pending" if report.pending else "")
+          + (f"; {len(report.problems)} problem(s) above, nothing else held back" if report.problems else ""))
+    return 1 if report.problems else 0
+
+
 _COMMANDS = {"up": _up, "worker": _worker, "web": _web, "validate": _validate, "simulate": _simulate,
              "publish": _publish, "schema": _schema, "migrate": _migrate,
-             "connectors": _connectors, "users": _users, "tokens": _tokens}
+             "connectors": _connectors, "users": _users, "tokens": _tokens, "import": _import}
 
 if __name__ == "__main__":
     sys.exit(main())

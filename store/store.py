@@ -172,6 +172,12 @@ class Store:
         with self.session() as s:
             return set(s.exec(select(EventRow.type).distinct()))
 
+    def lead_id_by_email(self, email: str) -> str | None:
+        """The id of the lead with this address (the oldest, should there be several), or None."""
+        with self.session() as s:
+            return s.exec(select(Lead.id).where(func.lower(col(Lead.email)) == email.strip().lower())
+                          .order_by(col(Lead.created_at))).first()
+
     def suppressed(self, email: str) -> bool:
         """Whether an address must never be emailed: a lead with it unsubscribed, or an erased lead's."""
         with self.session() as s:
