@@ -4,19 +4,15 @@ and reason, the good ones imported, rows about one person merged, and a repeated
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from designer.app import create_app
 from engine.imports import guess_mapping, read_leads
 from engine.lead import LeadState
 from nurture.cli import main
-from nurture.settings import Settings
 from store.store import Store
-from tests.accounts import sign_in
 from tests.conftest import Harness
 
 CSV = """E-mail,First name,Company,Stage,Fit
@@ -52,17 +48,9 @@ def test_columns_map_to_lead_fields_or_attributes_and_rows_about_one_person_merg
         "line 1: no column is the lead's id or email: map one of them"]
 
 
-@pytest.fixture
-async def api(nurture: Harness, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(data_dir=tmp_path, task_queue=nurture.queue), store=nurture.store,
-                     client=nurture.env.client)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nurture") as client:
-        await sign_in(client, nurture.store)
-        yield client
-
-
 async def test_an_import_with_bad_rows_brings_in_the_rest_enrols_them_and_repeats_as_a_no_op(
-        api: httpx.AsyncClient, nurture: Harness) -> None:
+        designer: httpx.AsyncClient, nurture: Harness) -> None:
+    api = designer
     tag = uuid.uuid4().hex[:6]
     names = {k: f"{k.lower()}-{tag}" for k in ("ada", "cy", "dee", "eve")} | {"ADA": f"ADA-{tag}"}
     nurture.store.upsert_lead(LeadState(id=f"crm-{tag}", email=f"eve-{tag}@acme.test", stage="mql"))
