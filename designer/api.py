@@ -25,7 +25,7 @@ from engine.validator import check
 from store.deliveries import Deliveries
 from store.tables import Lead
 from workflows.client import where
-from workflows.imports import import_leads
+from workflows.imports import ImportReport, import_leads
 from workflows.ingest import deliver_pending, enrol_row
 from workflows.leads import ResubscribeRefused, upsert
 
@@ -184,21 +184,11 @@ async def put_leads(request: Request, items: Batch) -> BatchResult:
     return _batch(results)
 
 
-class ImportOut(BaseModel):
-    rows: int = Field(description="data rows in the file")
-    created: int
-    updated: int
-    unchanged: int
-    enrolled: int = Field(description="leads the import enrolled in the care model given")
-    pending: int = Field(description="enrolments Temporal has not taken yet; retried until it does")
-    problems: list[str] = Field(description="each bad row: its line, column and reason; the rest were imported")
-
-
-@router.post("/imports/leads", response_model=ImportOut, dependencies=[allow("leads:write")],
+@router.post("/imports/leads", response_model=ImportReport, dependencies=[allow("leads:write")],
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
                  "type": "string", "description": "a header line naming the columns (id or email at least), then "
                                                   "a lead per line; other columns become attributes"}}}}})
-async def import_csv(request: Request, enrol: str | None = None) -> ImportOut:
+async def import_csv(request: Request, enrol: str | None = None) -> ImportReport:
     """Creates or updates the leads of a CSV file as PUT /api/leads does; repeating it changes nothing twice."""
     try:
         text = (await request.body()).decode("utf-8")
@@ -210,7 +200,7 @@ async def import_csv(request: Request, enrol: str | None = None) -> ImportOut:
         raise _invalid_input("query", str(exc), enrol, "enrol") from None
     audit(request).add(actor(request), "leads.imported", "leads", rows=report.rows, created=report.created,
                        updated=report.updated, problems=len(report.problems), enrol=enrol)
-    return ImportOut(**asdict(report))
+    return report
 
 
 def _invalid_input(where: str, message: str, given: Any, name: str = "") -> RequestValidationError:

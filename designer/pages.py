@@ -31,7 +31,7 @@ from designer.forms import (
 )
 from designer.sales import journey_timeline
 from designer.sales_api import lead_visible
-from designer.templating import TEMPLATES
+from designer.templating import TEMPLATES, to_yaml
 from engine import editing, samples
 from engine.advice import advice
 from engine.changes import compare, diff_lines, normalise
@@ -100,6 +100,7 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
     chosen = editing.find(doc, selected) if selected else None
     if chosen is not None and form is None:
         form = build_form(chosen, _ids(doc), _field_errors(problems, selected or ""), labels)
+    attributes = store(request).attribute_names()  # the builder's suggestions and the merge-field picker
     latest = store(request).latest(model)
     sim_steps: dict[str, str] = {}
     sim_edges: set[tuple[str, str | None]] = set()
@@ -127,31 +128,31 @@ def editor(request: Request, model: str, doc: dict[str, Any] | None = None, sele
         "settings_yaml": settings_text if settings_text is not None else _settings_yaml(doc), "labels": labels,
         "settings_open": settings_text is not None,
         "entry_label": _entry_label(doc), "history": _history(request, model), "asked": asked,
-        "choices": _choices(request), "timezones": TIMEZONES, "typed_settings": None,
+        "choices": _choices(request, attributes), "timezones": TIMEZONES, "typed_settings": None,
         "recent_leads": _designs(request).search_leads("", limit=30) if form is not None else [],
-        "merge_fields": _merge_fields(request) if form is not None else [],
+        "merge_fields": _merge_fields(attributes) if form is not None else [],
     }
 
 
-def _merge_fields(request: Request) -> list[str]:
+def _merge_fields(attributes: list[str]) -> list[str]:
     """What the content editor's picker inserts: the built-in lead fields, attributes seen, and the scores."""
     built_in = ["first_name", "last_name", "company", "email", "stage", "id"]
-    seen = [a for a in store(request).attribute_names() if a not in built_in]
+    seen = [a for a in attributes if a not in built_in]
     return [f"lead.{name}" for name in built_in + seen] + [f"scores.{s}" for s in ("total", "fit", "engagement")]
 
 
 TIMEZONES = sorted(zoneinfo.available_timezones())
 
 
-def _choices(request: Request) -> dict[str, list[str]]:
+def _choices(request: Request, attributes: list[str]) -> dict[str, list[str]]:
     """What the condition builder offers: attribute names seen on leads, event types seen or declared."""
-    return {"attributes": store(request).attribute_names(), "events": sorted(known_events(request)),
-            "stages": list(STAGES), "scores": ["total", "fit", "engagement"]}
+    return {"attributes": attributes, "events": sorted(known_events(request)), "stages": list(STAGES),
+            "scores": ["total", "fit", "engagement"]}
 
 
 def _settings_yaml(doc: dict[str, Any]) -> str:
     raw = doc.get("settings")
-    return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True) if raw else ""
+    return to_yaml(raw) if raw else ""
 
 
 def _entry_label(doc: dict[str, Any]) -> str:
@@ -330,7 +331,7 @@ def _recover(request: Request, model: str, doc: dict[str, Any], problem: str, te
              status: int = 200) -> Response:
     return _render(request, "designer/recover.html", {
         "model": model, "problem": problem, "history": _history(request, model),
-        "text": text if text is not None else yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)}, status=status)
+        "text": text if text is not None else to_yaml(doc)}, status=status)
 
 
 @router.post("/designer/{model}/yaml", response_class=HTMLResponse, dependencies=[WRITE])
@@ -563,7 +564,7 @@ async def save_settings(request: Request, model: str, check_only: bool = Query(F
 
 @router.get("/designer/{model}/export", dependencies=[READ])
 def export(request: Request, model: str) -> PlainTextResponse:
-    text = yaml.safe_dump(_doc(request, model), sort_keys=False, allow_unicode=True)
+    text = to_yaml(_doc(request, model))
     return PlainTextResponse(text, media_type="application/yaml",
                              headers={"content-disposition": f'attachment; filename="{model}.yaml"'})
 
@@ -718,7 +719,7 @@ def _sample_lead(doc: dict[str, Any]) -> str:
     except ValidationError:
         fits = {}
     sample["attributes"] = {**sample["attributes"], **fits.pop("attributes", {})}
-    return yaml.safe_dump(sample | fits, sort_keys=False, allow_unicode=True)
+    return to_yaml(sample | fits)
 
 
 def _sim_data(lead_yaml: str, events_yaml: str) -> tuple[dict[str, Any], list[Any]]:
@@ -780,9 +781,9 @@ async def run_simulation(request: Request, model: str) -> Response:
             changed = structured.apply({"events": event_rows}, form["action"])
             return _render(request, "designer/simulate.html", editor(request, model, doc) | {
                 "sim_lead": lead_data, "sim_events": changed["events"], "result": None, "sim_error": "",
-                "as_if_enrolled": as_if_enrolled, "lead_yaml": _to_yaml(lead_data), "events_yaml": _to_yaml(
+                "as_if_enrolled": as_if_enrolled, "lead_yaml": to_yaml(lead_data), "events_yaml": to_yaml(
                     changed["events"])})
-        lead, events = _to_yaml(lead_data), _to_yaml(event_rows)
+        lead, events = to_yaml(lead_data), to_yaml(event_rows)
     else:
         lead, events = form.get("lead", ""), form.get("events", "")
     parsed, problems = check(doc)
@@ -808,10 +809,6 @@ async def run_simulation(request: Request, model: str) -> Response:
         context["result"] = result
         return _render(request, "designer/simulate.html", editor(request, model, doc, sim=result.steps) | context)
     return _render(request, "designer/simulate.html", editor(request, model, doc) | context, status=422)
-
-
-def _to_yaml(value: Any) -> str:
-    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
 
 
 # --- leads ---------------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def read_condition(node: Any, original: Any = None) -> dict[str, Any]:
 
 
 def read_pairs(node: Any) -> dict[str, Any]:
-    """Key and value rows (event data to match, a webhook payload); a row without a key is dropped."""
+    """Key and value rows (event data to match, a lead's attributes); a row without a key is dropped."""
     out: dict[str, Any] = {}
     for row in items(node):
         if isinstance(row, dict) and str(row.get("key", "")).strip():

@@ -30,10 +30,10 @@ def _csrf_field(request: Request) -> Markup:
     return Markup(f'<input type="hidden" name="csrf" value="{escape(who.csrf)}">') if who and who.csrf else Markup()
 
 
-def _to_yaml(value: Any) -> str:
+def to_yaml(value: Any) -> str:
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
 
 
 TEMPLATES.env.filters["timestamp"] = _timestamp
-TEMPLATES.env.filters["to_yaml"] = _to_yaml
+TEMPLATES.env.filters["to_yaml"] = to_yaml
 TEMPLATES.env.globals.update(who=_who, csrf_field=_csrf_field, describe=describe)

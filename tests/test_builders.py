@@ -107,7 +107,8 @@ async def test_condition_buttons_build_groups_negations_and_remove_rows(offline:
     assert when()["conditions"][2] == {"type": "any", "conditions": [structured.NEW_CONDITION]}
     await _act(client, step, "not:cases.0.when.conditions.2.conditions.0")
     assert when()["conditions"][2]["conditions"][0]["type"] == "not"
-    assert describe(when()).endswith("and (not (total score ≥ 50))") or "not (total score ≥ 50)" in describe(when())
+    assert describe(when()) == ("total score ≥ 60 and clicked an email at least once in the last 14 days "
+                                "and not (total score ≥ 50)")
 
     # Removing rows: a group left with one row becomes that row.
     await _act(client, step, "remove:cases.0.when.conditions.2")

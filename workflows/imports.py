@@ -22,6 +22,8 @@ from workflows.messages import TASK_QUEUE
 
 @dataclass
 class ImportReport:
+    """What an import did. `problems`: each bad row by line, column and reason (the other rows came in)."""
+
     rows: int = 0
     created: int = 0
     updated: int = 0
