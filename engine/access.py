@@ -11,6 +11,7 @@ PERMISSIONS: dict[str, str] = {
     "leads:write": "create and change leads, enrol them",
     "events:write": "send events about leads",
     "reports:read": "see results",
+    "website": "add tracked websites, their forms and segments of leads",
     "handovers:own": "answer the handovers routed to oneself",
     "handovers:team": "see the team's handovers and reassign them",
     "sales:write": "change reps and the scoring model",
@@ -20,7 +21,7 @@ PERMISSIONS: dict[str, str] = {
 }
 
 _VIEWER = {"care-models:read", "leads:read", "reports:read"}
-_MARKETER = _VIEWER | {"care-models:write"}
+_MARKETER = _VIEWER | {"care-models:write", "website"}
 _PUBLISHER = _MARKETER | {"care-models:publish", "leads:write"}
 
 ROLES: dict[str, frozenset[str]] = {

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # The role a person gets on a first sign-in through SSO; empty: only people added as users may sign in.
     oidc_default_role: str = ""
 
+    # Public endpoints, per client address and minute: tracker page views, and form submissions (against spam).
+    tracker_per_minute: int = 240
+    forms_per_minute: int = 10
+
     @cached_property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'nurture.db'}"

@@ -85,11 +85,16 @@ def _v7_draft_history(engine: Engine) -> None:
     _add_column(engine, "drafts", "archived_at", "FLOAT")
 
 
+def _v8_leads_in(engine: Engine) -> None:
+    _create(engine, tables.Site, tables.Visitor, tables.PageView, tables.Form, tables.FormSubmission,
+            tables.Segment, tables.SegmentMember, tables.LeadAlias)
+
+
 # Append only: each entry runs once per database, in order, and is never edited after release. Version 1
 # creates tables from the models of its day, so later steps add what is missing rather than assume.
 MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts, _v4_deliveries,
                                                _v5_outbox_audience_and_failures, _v6_accounts_audit_privacy,
-                                               _v7_draft_history]
+                                               _v7_draft_history, _v8_leads_in]
 
 
 class SchemaBehind(RuntimeError):

@@ -319,3 +319,100 @@ class PublishRequest(SQLModel, table=True):
     decided_by: str = ""
     decided_at: float | None = None
     note: str = ""
+
+
+class Site(SQLModel, table=True):
+    """A website that runs the tracker and hosts forms. Its key is public and can only write page views."""
+
+    __tablename__ = "sites"
+    id: str = Field(primary_key=True)
+    name: str
+    key: str = Field(unique=True)  # nsk_...: in the site's pages for anyone to read
+    origins: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    require_consent: bool = False  # the tracker waits for the page to say the visitor agreed
+    created_at: float
+
+
+class Visitor(SQLModel, table=True):
+    """An anonymous browser on a site, known by the first-party id the tracker keeps, until a form names it."""
+
+    __tablename__ = "visitors"
+    id: str = Field(primary_key=True)  # "<site>:<visitor id>"
+    site: str = Field(index=True)
+    lead_id: str = Field(default="", index=True)
+    source: str = ""
+    source_why: str = ""
+    utm: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    referrer: str = ""
+    first_seen: float
+    last_seen: float
+
+
+class PageView(SQLModel, table=True):
+    __tablename__ = "page_views"
+    id: str = Field(primary_key=True)  # sent by the tracker, so a beacon sent twice is kept once
+    visitor: str = Field(index=True)
+    site: str
+    url: str
+    title: str = ""
+    referrer: str = ""
+    at: float
+
+
+class Form(SQLModel, table=True):
+    __tablename__ = "forms"
+    id: str = Field(primary_key=True)
+    site: str
+    name: str
+    fields: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    consent_text: str = ""
+    double_opt_in: bool = False
+    thanks: str = "Thank you."
+    redirect: str = ""  # where the visitor goes after submitting; empty: Nurture's own thank-you page
+    created_at: float
+
+
+class FormSubmission(SQLModel, table=True):
+    """What a visitor sent, kept as proof of consent: the text they agreed to, when, and when they confirmed."""
+
+    __tablename__ = "form_submissions"
+    id: str = Field(primary_key=True)
+    form: str = Field(index=True)
+    visitor: str = ""
+    email: str = Field(index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    consent_text: str = ""
+    consented: bool = False
+    at: float
+    client: str = ""  # the address it came from, as proof
+    status: str = "confirmed"  # unconfirmed (double opt-in email sent) | confirmed
+    confirmed_at: float | None = None
+    lead_id: str = ""
+
+
+class Segment(SQLModel, table=True):
+    """A saved condition over leads; membership is kept so that joining can start care models."""
+
+    __tablename__ = "segments"
+    id: str = Field(primary_key=True)
+    name: str
+    condition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str = ""
+    updated_at: float
+
+
+class SegmentMember(SQLModel, table=True):
+    __tablename__ = "segment_members"
+    segment: str = Field(primary_key=True)
+    lead_id: str = Field(primary_key=True, index=True)
+    joined_at: float
+
+
+class LeadAlias(SQLModel, table=True):
+    """A lead merged into another: events and calls that still name it reach the lead it became."""
+
+    __tablename__ = "lead_aliases"
+    alias: str = Field(primary_key=True)
+    lead_id: str = Field(index=True)
+    at: float
+    by: str = ""
