@@ -120,6 +120,14 @@ async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, An
     return row.model_dump(mode="json")
 
 
+@router.get("/leads/{lead_id}", dependencies=[allow("leads:read")])
+def get_lead(request: Request, lead_id: str) -> dict[str, Any]:
+    found = store_of(request).get_lead(lead_id)
+    if found is None:
+        raise HTTPException(404, f"lead '{lead_id}' does not exist")
+    return found.model_dump(mode="json")
+
+
 async def _upsert(request: Request, lead: LeadIn) -> tuple[str, Lead]:
     try:
         return await upsert(await temporal_or_none(request), store_of(request), lead, str(uuid.uuid4()),
