@@ -19,7 +19,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from designer import admin, api, assets, messages, pages, privacy, sales, sales_api, signin, tracking, website
+from designer import (
+    admin,
+    api,
+    assets,
+    messages,
+    pages,
+    privacy,
+    sales,
+    sales_api,
+    segments,
+    signin,
+    tracking,
+    website,
+)
 from designer.auth import SecurityHeaders, allow, public
 from designer.deps import store as store_of
 from designer.deps import temporal
@@ -42,8 +55,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app = FastAPI(title="Nurture", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.settings, app.state.store, app.state.client, app.state.connectors = settings, store, client, None
-    for router in (api.router, website.api, sales_api.router, privacy.router, admin.router, signin.router,
-                   tracking.router, website.router, sales.router, messages.router, pages.router):
+    for router in (api.router, website.api, segments.api, sales_api.router, privacy.router, admin.router,
+                   signin.router, tracking.router, website.router, segments.router, sales.router, messages.router,
+                   pages.router):
         app.include_router(router)
     # htmx comes from the npm registry (pinned in package-lock.json), into the wheel or node_modules/.
     app.mount("/static/swagger", StaticFiles(directory=str(assets.SWAGGER_DIR)), name="swagger")

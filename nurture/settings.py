@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Public endpoints, per client address and minute: tracker page views, and form submissions (against spam).
     tracker_per_minute: int = 240
     forms_per_minute: int = 10
+    # Enrolling a segment in bulk: leads handed to Temporal per second, so running care models keep their pace.
+    bulk_per_second: float = 50.0
 
     @cached_property
     def db_url(self) -> str:

@@ -87,7 +87,7 @@ def _v7_draft_history(engine: Engine) -> None:
 
 def _v8_leads_in(engine: Engine) -> None:
     _create(engine, tables.Site, tables.Visitor, tables.PageView, tables.Form, tables.FormSubmission,
-            tables.Segment, tables.SegmentMember, tables.LeadAlias)
+            tables.Segment, tables.SegmentMember, tables.BulkEnrolment, tables.LeadAlias)
 
 
 # Append only: each entry runs once per database, in order, and is never edited after release. Version 1

@@ -396,7 +396,8 @@ class Segment(SQLModel, table=True):
     __tablename__ = "segments"
     id: str = Field(primary_key=True)
     name: str
-    condition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    condition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # as the marketer wrote it
+    compiled: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # as it is evaluated
     created_by: str = ""
     updated_at: float
 
@@ -406,6 +407,21 @@ class SegmentMember(SQLModel, table=True):
     segment: str = Field(primary_key=True)
     lead_id: str = Field(primary_key=True, index=True)
     joined_at: float
+
+
+class BulkEnrolment(SQLModel, table=True):
+    """A segment enrolled into a care model, page by page at a set rate; `cursor` is how far it has come."""
+
+    __tablename__ = "bulk_enrolments"
+    id: str = Field(primary_key=True)
+    segment: str = Field(index=True)
+    care_model: str
+    total: int
+    done: int = 0
+    cursor: str = ""  # the last lead id handed over; a resumed job goes on after it
+    by: str = ""
+    started_at: float
+    finished_at: float | None = None
 
 
 class LeadAlias(SQLModel, table=True):

@@ -60,7 +60,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Nurture, Mailbox, dict[str, str], st
 
 def welcome_model() -> dict[str, Any]:
     model = yaml.safe_load((EXAMPLES_DIR / "welcome-nurture.yaml").read_text())
-    del model["settings"]["send_window"]  # weekdays 08:00–18:00 would hold the email outside office hours
+    del model["settings"]["send_window"]  # weekdays 08:00 to 18:00 would hold the email outside office hours
     return model
 
 

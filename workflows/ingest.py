@@ -21,8 +21,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.conditions import event_matches
 from engine.lead import LeadEvent, LeadState
 from engine.plan import entry_of, plan_from_dict
+from engine.segments import JOINED, LEFT
 from store.deliveries import Deliveries
 from store.scores import rescore
+from store.segments import Segments
 from store.store import Store
 from store.tables import DeliveryRow
 from workflows.enrolment import enrol
@@ -89,6 +91,8 @@ async def ingest(client: Client | None, store: Store, lead_id: str, event: LeadE
                                          str(event.data.get("why") or event.type), task_queue, attempt_seconds))
     if result.new:
         await _rescore(client, store, lead_id, event, task_queue, attempt_seconds, result)
+    if result.new and event.type not in (JOINED, LEFT):
+        await _segments(client, store, lead_id, event, task_queue, attempt_seconds, result)
     result.merge(await deliver_pending(client, store, lead_id, task_queue, attempt_seconds))
     return result
 
@@ -110,6 +114,17 @@ async def _rescore(client: Client | None, store: Store, lead_id: str, event: Lea
         result.merge(await stage_changed(client, store, lead_id, event, old, new, why, task_queue, attempt_seconds))
         key = f"{event.id}/stage/{new}"
         Deliveries(store).add([enrol_row(f"{key}>enrol/{m}", lead_id, m, None, event.at) for m in models])
+
+
+async def _segments(client: Client | None, store: Store, lead_id: str, event: LeadEvent, task_queue: str,
+                    attempt_seconds: float, result: Ingested) -> None:
+    """Joining or leaving a segment is an event of its own, so `entry: {event: segment.joined, where: {segment: X}}`
+    starts a care model when a lead comes to match X; its id derives from the cause, so a retry records it once."""
+    changes = Segments(store).place(lead_id, event.at)
+    for kind, segments in ((JOINED, changes.joined), (LEFT, changes.left)):
+        for segment in segments:
+            moved = LeadEvent(f"{event.id}/{kind}/{segment}", kind, event.at, {"segment": segment})
+            result.merge(await ingest(client, store, lead_id, moved, task_queue, attempt_seconds))
 
 
 async def stage_changed(client: Client | None, store: Store, lead_id: str, cause: LeadEvent, old: str, new: str,
