@@ -9,13 +9,12 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError
 from temporalio.service import RPCError
 
 from designer.auth import actor, allow
-from designer.deps import audit, known_events, send_event, settings, temporal, temporal_or_none
+from designer.deps import audit, invalid_input, known_events, send_event, settings, temporal, temporal_or_none
 from designer.deps import store as store_of
 from engine.advice import advice
 from engine.changes import diff_lines
@@ -113,9 +112,8 @@ class ResubscribeIn(BaseModel):
 async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, Any]:
     """Creates the lead, or changes only the fields the body gives (attributes are merged key by key), so a CRM
     re-sync never undoes an unsubscribe, a stage or scores it did not mention. Changes reach the lead's runs."""
-    if lead.id != lead_id:  # shaped as any other validation error, as the schema declares 422
-        raise RequestValidationError([{"type": "value_error", "loc": ("body", "id"), "input": lead.id,
-                                       "msg": f"body id '{lead.id}' does not match the URL's '{lead_id}'"}])
+    if lead.id != lead_id:
+        raise invalid_input("body", f"body id '{lead.id}' does not match the URL's '{lead_id}'", lead.id, "id")
     _, row = await _upsert(request, lead)
     return row.model_dump(mode="json")
 
@@ -203,18 +201,12 @@ async def import_csv(request: Request, enrol: str | None = None) -> ImportReport
         report = await import_leads(await temporal_or_none(request), store_of(request), text, enrol=enrol,
                                     task_queue=settings(request).task_queue)
     except UnicodeDecodeError as exc:
-        raise _invalid_input("body", f"the file is not UTF-8 text (byte {exc.start})", None) from None
+        raise invalid_input("body", f"the file is not UTF-8 text (byte {exc.start})", None) from None
     except ValueError as exc:  # the care model to enrol in is not published
-        raise _invalid_input("query", str(exc), enrol, "enrol") from None
+        raise invalid_input("query", str(exc), enrol, "enrol") from None
     audit(request).add(actor(request), "leads.imported", "leads", rows=report.rows, created=report.created,
                        updated=report.updated, problems=len(report.problems), enrol=enrol)
     return report
-
-
-def _invalid_input(where: str, message: str, given: Any, name: str = "") -> RequestValidationError:
-    """Shaped as FastAPI's own 422, as the schema declares."""
-    return RequestValidationError([{"type": "value_error", "loc": (where, name) if name else (where,),
-                                    "msg": message, "input": given}])
 
 
 @router.post("/leads/{lead_id}/resubscribe", dependencies=[allow("leads:write")])

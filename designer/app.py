@@ -23,6 +23,7 @@ from designer import (
     admin,
     api,
     assets,
+    imports,
     messages,
     pages,
     privacy,
@@ -56,8 +57,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
                   openapi_url=None)
     app.state.settings, app.state.store, app.state.client, app.state.connectors = settings, store, client, None
     for router in (api.router, website.api, segments.api, sales_api.router, privacy.router, admin.router,
-                   signin.router, tracking.router, website.router, segments.router, sales.router, messages.router,
-                   pages.router):
+                   signin.router, tracking.router, website.router, segments.router, imports.router, sales.router,
+                   messages.router, pages.router):
         app.include_router(router)
     # htmx comes from the npm registry (pinned in package-lock.json), into the wheel or node_modules/.
     app.mount("/static/swagger", StaticFiles(directory=str(assets.SWAGGER_DIR)), name="swagger")

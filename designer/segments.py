@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from designer import structured
 from designer.auth import actor, allow
-from designer.deps import audit, known_events, settings, temporal_or_none
+from designer.deps import audit, invalid_input, known_events, settings, temporal_or_none
 from designer.deps import store as store_of
 from designer.templating import TEMPLATES
 from engine.lifecycle import STAGES
@@ -37,10 +37,8 @@ def _segment(request: Request, segment_id: str) -> Segment:
 
 
 def _save(request: Request, given: SegmentIn) -> dict[str, Any]:
-    try:
-        row, changes = save_segment(store_of(request), given, actor(request), time.time())
-    except SegmentProblems as exc:
-        raise HTTPException(422, str(exc)) from None
+    """Raises SegmentProblems, naming where the condition is wrong."""
+    row, changes = save_segment(store_of(request), given, actor(request), time.time())
     audit(request).add(actor(request), "segment.saved", f"segment:{row.id}", condition=row.condition)
     return {"joined": len(changes.joined), "left": len(changes.left)}
 
@@ -56,10 +54,8 @@ def _live(request: Request, compiled: dict[str, Any]) -> tuple[int, list[Any]]:
 
 
 def _start(request: Request, segment: Segment, care_model: str) -> BulkEnrolment:
-    try:
-        job = start_enrolment(store_of(request), segment, care_model, actor(request))
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    """Raises ValueError when the care model cannot take leads."""
+    job = start_enrolment(store_of(request), segment, care_model, actor(request))
     audit(request).add(actor(request), "segment.enrolled", f"segment:{segment.id}", care_model=care_model,
                        leads=job.total, job=job.id)
     return _resume(request, job)
@@ -95,8 +91,11 @@ def put_segment(request: Request, segment_id: str, given: SegmentIn) -> dict[str
     """Creates or changes a segment; membership is brought up to date at once (those who match from now on join,
     and later changes to a lead raise `segment.joined` / `segment.left` on its timeline)."""
     if given.id != segment_id:
-        raise HTTPException(422, f"body id '{given.id}' does not match the URL's '{segment_id}'")
-    changed = _save(request, given)
+        raise invalid_input("body", f"body id '{given.id}' does not match the URL's '{segment_id}'", given.id, "id")
+    try:
+        changed = _save(request, given)
+    except SegmentProblems as exc:
+        raise invalid_input("body", str(exc), given.condition, "condition") from None
     return get_segment(request, segment_id) | changed
 
 
@@ -111,7 +110,10 @@ def get_segment(request: Request, segment_id: str) -> dict[str, Any]:
 @api.post("/segments/{segment_id}/enrolments", status_code=202, dependencies=[ENROL])
 async def enrol_segment(request: Request, segment_id: str, body: EnrolSegmentIn) -> dict[str, Any]:
     """Enrols every member in the care model, at the configured rate; follow it at the job's URL."""
-    job = _start(request, _segment(request, segment_id), body.care_model)
+    try:
+        job = _start(request, _segment(request, segment_id), body.care_model)
+    except ValueError as exc:
+        raise invalid_input("body", str(exc), body.care_model, "care_model") from None
     return job.model_dump() | {"url": f"/api/segments/{segment_id}/enrolments/{job.id}"}
 
 
@@ -156,7 +158,7 @@ def new_segment(request: Request, id: Annotated[str, Form()], name: Annotated[st
         given = SegmentIn(id=id.strip(), name=name.strip() or id.strip(), condition=STARTER)
     except ValidationError as exc:
         raise HTTPException(422, f"{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    _save(request, given)
+    _save(request, given)  # the starter condition is valid
     return RedirectResponse(f"/segments/{given.id}", status_code=303)
 
 
@@ -182,8 +184,8 @@ async def edit_segment(request: Request, segment_id: str) -> Response:
         try:
             _save(request, SegmentIn(id=segment.id, name=name, condition=condition))
             segment, saved = _segment(request, segment_id), True
-        except HTTPException as exc:
-            errors = [str(exc.detail)]
+        except SegmentProblems as exc:
+            errors = exc.problems
     context = _editor(request, segment, condition, errors, saved) | {"name": name}
     return TEMPLATES.TemplateResponse(request, "segments/segment.html", context, block_names=["editor"],
                                       status_code=422 if context["errors"] else 200)
@@ -191,7 +193,10 @@ async def edit_segment(request: Request, segment_id: str) -> Response:
 
 @router.post("/segments/{segment_id}/enrol", response_class=HTMLResponse, dependencies=[ENROL])
 async def enrol_page(request: Request, segment_id: str, care_model: Annotated[str, Form()]) -> Response:
-    job = _start(request, _segment(request, segment_id), care_model)
+    try:
+        job = _start(request, _segment(request, segment_id), care_model)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     return TEMPLATES.TemplateResponse(request, "segments/segment.html", {"job": job}, block_names=["job"])
 
 

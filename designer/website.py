@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from designer.assets import TEMPLATES_DIR
 from designer.auth import actor, allow, public
-from designer.deps import audit, connectors, settings, temporal_or_none
+from designer.deps import audit, connectors, invalid_input, settings, temporal_or_none
 from designer.deps import store as store_of
 from designer.limits import RateLimit
 from designer.templating import TEMPLATES
@@ -220,20 +220,14 @@ def _embed(request: Request, spec: FormDefinition) -> str:
 
 
 def _add_site(request: Request, given: SiteIn) -> Site:
-    try:
-        site = Website(store_of(request)).add_site(given.id, given.name, given.origins, given.require_consent,
-                                                   time.time())
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    site = Website(store_of(request)).add_site(given.id, given.name, given.origins, given.require_consent,
+                                               time.time())
     audit(request).add(actor(request), "site.added", f"site:{site.id}", origins=site.origins)
     return site
 
 
 def _save_form(request: Request, spec: FormDefinition) -> FormRow:
-    try:
-        row = Website(store_of(request)).save_form(FormRow(**spec.model_dump(), created_at=time.time()))
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    row = Website(store_of(request)).save_form(FormRow(**spec.model_dump(), created_at=time.time()))
     audit(request).add(actor(request), "form.saved", f"form:{row.id}", site=row.site)
     return row
 
@@ -246,7 +240,10 @@ def list_sites(request: Request) -> list[dict[str, Any]]:
 @api.post("/sites", status_code=201, dependencies=[MANAGE])
 def add_site(request: Request, given: SiteIn) -> dict[str, Any]:
     """A site for the tracker: its key goes into the snippet; page views are taken only from its origins."""
-    return _site_json(request, _add_site(request, given))
+    try:
+        return _site_json(request, _add_site(request, given))
+    except ValueError as exc:
+        raise invalid_input("body", str(exc), given.id, "id") from None
 
 
 @api.get("/forms", dependencies=[READ])
@@ -259,8 +256,11 @@ def list_forms(request: Request) -> list[dict[str, Any]]:
 def put_form(request: Request, form_id: str, spec: Annotated[FormDefinition, Body()]) -> dict[str, Any]:
     """Creates or replaces a form. Visitors send it to /f/{id}: form fields from the embedded HTML, or JSON."""
     if spec.id != form_id:
-        raise HTTPException(422, f"body id '{spec.id}' does not match the URL's '{form_id}'")
-    row = _save_form(request, spec)
+        raise invalid_input("body", f"body id '{spec.id}' does not match the URL's '{form_id}'", spec.id, "id")
+    try:
+        row = _save_form(request, spec)
+    except ValueError as exc:
+        raise invalid_input("body", str(exc), spec.site, "site") from None
     return definition(row).model_dump() | {"embed": _embed(request, definition(row))}
 
 
@@ -287,7 +287,10 @@ def add_site_form(request: Request, id: Annotated[str, Form()], origins: Annotat
         given = SiteIn(id=id.strip(), name=name.strip(), origins=origins.split(), require_consent=bool(require_consent))
     except ValidationError as exc:
         raise HTTPException(422, f"site: {exc.errors()[0]['msg']}") from None
-    site = _add_site(request, given)
+    try:
+        site = _add_site(request, given)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     return RedirectResponse(f"/website?saved=site:{site.id}", status_code=303)
 
 
@@ -307,5 +310,8 @@ async def save_form_form(request: Request) -> Response:
     except ValidationError as exc:
         raise HTTPException(422, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}"
                                            for e in exc.errors())) from None
-    row = _save_form(request, spec)
+    try:
+        row = _save_form(request, spec)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     return RedirectResponse(f"/website?saved=form:{row.id}", status_code=303)

@@ -38,11 +38,16 @@ class LeadsFile:
     rows: int = 0
 
 
+def column_key(column: str) -> str:
+    """A column's name as an attribute name: "Company size" is company_size."""
+    return re.sub(r"[^a-z0-9]+", "_", column.strip().lower()).strip("_")
+
+
 def guess_mapping(columns: list[str]) -> dict[str, str]:
     """Each column to a lead field when its name is one ("E-mail" is email), else to an attribute of its name."""
     out = {}
     for column in columns:
-        key = re.sub(r"[^a-z0-9]+", "_", column.strip().lower()).strip("_")
+        key = column_key(column)
         key = {"e_mail": "email", "email_address": "email", "lead_id": "id", "time_zone": "timezone"}.get(key, key)
         out[column] = key if key in LEAD_FIELDS else f"attributes.{key}" if key else IGNORE
     return out

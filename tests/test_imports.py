@@ -3,6 +3,7 @@ and reason, the good ones imported, rows about one person merged, and a repeated
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -96,3 +97,30 @@ def test_the_command_line_imports_with_progress_and_reports_bad_rows(
     assert store.get_lead("lead-2499") is not None and store.get_lead("lead-2499").attributes == {"company": "Co 2499"}
     assert main(["import", "leads", str(tmp_path / "missing.csv")]) == 2
     assert "missing.csv" in capsys.readouterr().err
+
+
+async def test_the_upload_page_maps_columns_previews_the_leads_and_imports_with_progress(
+        designer: httpx.AsyncClient, nurture: Harness) -> None:
+    tag = uuid.uuid4().hex[:6]
+    text = f"Email,First name,Notes\nann-{tag}@acme.test,Ann,call back\nnot-an-address,Bob,x\nbo-{tag}@acme.test,Bo,\n"
+    uploaded = await designer.post("/leads/import", files={"file": ("leads.csv", text.encode(), "text/csv")})
+    assert uploaded.status_code == 303
+    page = (await designer.get(uploaded.headers["location"])).text
+    assert "<b>2</b> leads from 3 rows" in page and "line 3, column &#39;Email&#39;: &#39;not-an-address&#39;" in page
+    assert '<option value="attributes.notes" selected>' in page, "an unknown column becomes an attribute of its name"
+    skip_notes = {"map.0": "email", "map.1": "attributes.first_name", "map.2": ""}
+    preview = await designer.post(uploaded.headers["location"], data=skip_notes)
+    assert "first_name: Ann</td>" in preview.text and "notes" not in preview.text.split("Problems")[0].split(
+        "Preview")[1]
+    started = await designer.post(f"{uploaded.headers['location']}/run", data=skip_notes)
+    assert started.status_code == 200
+    for _ in range(100):
+        shown = (await designer.get(f"{uploaded.headers['location']}/progress")).text
+        if "Imported:" in shown:
+            break
+        await asyncio.sleep(0.05)
+    assert "Imported: 2 created, 0 updated, 0 unchanged; 1 row left out." in shown
+    ann = nurture.store.get_lead(f"ann-{tag}@acme.test")
+    assert ann is not None and ann.attributes == {"first_name": "Ann"}, "the skipped column stayed out"
+    bad = await designer.post("/leads/import", files={"file": ("x.csv", b"\xff\xfe\x00a", "text/csv")})
+    assert bad.status_code == 422 and "x.csv is not UTF-8 text" in bad.text

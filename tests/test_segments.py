@@ -39,7 +39,8 @@ async def test_a_segment_counts_its_members_and_names_what_is_wrong_with_a_bad_c
     bad = await designer.put(f"/api/segments/engaged-{tag}", json={
         "id": f"engaged-{tag}", "name": "x", "condition": {"type": "any", "conditions": [
             {"type": "score", "score": "total", "op": "gte", "value": 50}, {"type": "stage", "op": "in"}]}})
-    assert bad.status_code == 422 and "condition.any.conditions.1.stage.stages: Field required" in bad.json()["detail"]
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "condition"]
+    assert "condition.any.conditions.1.stage.stages: Field required" in bad.json()["detail"][0]["msg"]
     # The builder counts as the marketer edits, and stores only on Save.
     live = await designer.post(f"/segments/engaged-{tag}", data={
         "condition.type": "score", "condition.score": "fit", "condition.op": "gte", "condition.value": "60"})
@@ -106,6 +107,6 @@ async def test_a_segment_is_enrolled_in_bulk_with_progress_and_a_second_run_enro
     for lead in members:
         assert [e.care_model for e in nurture.store.enrolments(lead_id=lead)] == [f"bulk-{tag}"]
     unknown = await designer.post(f"/api/segments/s-{tag}/enrolments", json={"care_model": "nope"})
-    assert unknown.status_code == 422 and "care model 'nope' is not published" in unknown.json()["detail"]
+    assert unknown.status_code == 422 and "care model 'nope' is not published" in unknown.json()["detail"][0]["msg"]
     page = await designer.get(f"/segments/s-{tag}")
     assert f"Enrolling into <b>bulk-{tag}</b>: {total} of {total}, done" in page.text
