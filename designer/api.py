@@ -27,6 +27,7 @@ from workflows.client import where
 from workflows.imports import ImportReport, import_leads
 from workflows.ingest import deliver_pending, enrol_row
 from workflows.leads import ResubscribeRefused, upsert
+from workflows.merges import merge_leads
 
 router = APIRouter(prefix="/api")
 
@@ -207,6 +208,28 @@ async def import_csv(request: Request, enrol: str | None = None) -> ImportReport
     audit(request).add(actor(request), "leads.imported", "leads", rows=report.rows, created=report.created,
                        updated=report.updated, problems=len(report.problems), enrol=enrol)
     return report
+
+
+class MergeIn(BaseModel):
+    other: str = Field(min_length=1, description="the lead found to be the same person; it becomes an alias")
+
+
+@router.post("/leads/{lead_id}/merge", dependencies=[allow("leads:write")])
+async def merge(request: Request, lead_id: str, body: MergeIn) -> dict[str, Any]:
+    """Merges `other` into this lead: both histories kept, profiles combined (this lead's values win), the other's
+    running care models carry on as this lead, or end where this lead is already in them. The other id keeps
+    working as an alias."""
+    try:
+        merged = await merge_leads(await temporal_or_none(request), store_of(request), lead_id, body.other,
+                                   actor(request), time.time(), settings(request).task_queue)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:
+        raise invalid_input("body", str(exc), body.other, "other") from None
+    audit(request).add(actor(request), "lead.merged", f"lead:{merged.lead.id}", merged=body.other,
+                       moved_runs=merged.moved_runs, duplicate_runs=merged.duplicate_runs)
+    return {"lead": merged.lead.model_dump(mode="json"), "moved_runs": merged.moved_runs,
+            "duplicate_runs": merged.duplicate_runs}
 
 
 @router.post("/leads/{lead_id}/resubscribe", dependencies=[allow("leads:write")])

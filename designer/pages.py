@@ -46,6 +46,7 @@ from store.designs import Designs, draft_hash
 from store.sales import SalesStore
 from store.tables import PublishRequest
 from workflows.client import migrate_runs
+from workflows.merges import merge_leads
 from workflows.simulate import format_offset, parse_script, simulate
 
 log = logging.getLogger(__name__)
@@ -820,6 +821,20 @@ def leads(request: Request, q: str = "", erased: str = "") -> Response:
     blocks = ["results"] if request.headers.get("hx-request") and request.headers.get("hx-target") == "results" \
         else None
     return _render(request, "designer/leads.html", {"q": q, "found": found, "erased": erased}, blocks)
+
+
+@router.post("/leads/{lead_id}/merge", dependencies=[allow("leads:write")])
+async def merge_page(request: Request, lead_id: str, other: Annotated[str, Form()]) -> Response:
+    db = store(request)
+    other_id = db.lead_id_by_email(other) if "@" in other and db.get_lead(other.strip()) is None else other.strip()
+    try:
+        merged = await merge_leads(await temporal_or_none(request), db, lead_id, other_id or other, actor(request),
+                                   time.time(), settings(request).task_queue)
+    except (LookupError, ValueError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    audit(request).add(actor(request), "lead.merged", f"lead:{merged.lead.id}", merged=other_id,
+                       moved_runs=merged.moved_runs, duplicate_runs=merged.duplicate_runs)
+    return RedirectResponse(f"/leads/{merged.lead.id}", status_code=303)
 
 
 @router.get("/leads/{lead_id}", response_class=HTMLResponse, dependencies=[allow("leads:read", "handovers:own")])

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from engine.durations import format_duration
 from engine.plan import CapPlan
 from store.store import Store, suppression_key
-from store.tables import Lead, OutboxRow, Suppression
+from store.tables import Lead, LeadAlias, OutboxRow, Suppression
 
 # Channels that reach the lead themselves: consent and frequency caps apply to these.
 CONSENTED_CHANNELS = frozenset({"email", "social"})
@@ -48,6 +48,9 @@ class Outbox:
                 s.add(kept)
                 return kept, 0
             target = kept or row
+            alias = s.get(LeadAlias, target.lead_id)  # a run not yet told of a merge: consent is the person's
+            if alias is not None:
+                target.lead_id = alias.lead_id
             # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises).
             lead = s.get(Lead, target.lead_id, with_for_update=True)
             target.audience = "lead" if rules is not None else "team"

@@ -25,6 +25,7 @@ from store.tables import (
     Handover,
     JourneyRow,
     Lead,
+    LeadAlias,
     OutboxRow,
     ScoreChangeRow,
     StageChange,
@@ -126,6 +127,12 @@ class Store:
     def erased(self, lead_id: str) -> bool:
         with self.session() as s:
             return s.get(Suppression, suppression_key("lead", lead_id)) is not None
+
+    def resolve(self, lead_id: str) -> str:
+        """The lead an id now means: itself, or the lead it was merged into."""
+        with self.session() as s:
+            alias = s.get(LeadAlias, lead_id)
+            return alias.lead_id if alias is not None else lead_id
 
     def get_lead(self, lead_id: str) -> Lead | None:
         with self.session() as s:

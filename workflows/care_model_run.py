@@ -97,6 +97,11 @@ class CareModelRun:
         self.lead.remember(event)
         if event.type == "lead.updated":
             self.lead.apply_update(event.data)
+        if event.type == "lead.merged":  # the run carries on as the lead it was merged into, or ends as a duplicate
+            self.lead.id = str(event.data.get("into") or self.lead.id)
+            if self.wf_id in event.data.get("duplicates", []):
+                self.stop = f"merged into {self.lead.id}"
+                self.waiting = ("stopping", None, f"the lead is already in this care model as {self.lead.id}")
         if event.type in DECISIONS and self.handover and event.data.get("handover", self.handover) == self.handover:
             self.decision = (DECISIONS[event.type], str(event.data.get("reason", "")))
         if self.awaiting and event_matches(event.type, event.data, *self.awaiting):

@@ -83,6 +83,7 @@ async def ingest(client: Client | None, store: Store, lead_id: str, event: LeadE
     an erased lead (a click on an old email, say) is dropped: nothing about it is kept."""
     if store.erased(lead_id):
         return Ingested(new=False)
+    lead_id = store.resolve(lead_id)  # a click on an email sent before two leads were merged
     before = store.get_lead(lead_id) or store.upsert_lead(LeadState(id=lead_id, email=str(event.data.get("email", ""))))
     result = Ingested(new=store.record_event(event, lead_id, targets(store, lead_id, event)))
     after = store.get_lead(lead_id)

@@ -22,6 +22,8 @@ async def upsert(client: Client | None, store: Store, lead: LeadIn, event_id: st
                  task_queue: str = TASK_QUEUE, why: str = "set by PUT /api/leads") -> tuple[str, Lead]:
     """(created | updated | unchanged, the lead as stored). `event_id` keys the events a change raises, so a
     retried call records them once."""
+    if (kept := store.resolve(lead.id)) != lead.id:  # merged into another lead: a CRM re-sync changes that one
+        lead = lead.model_copy(update={"id": kept})
     known = store.get_lead(lead.id)
     if known is None:
         return "created", store.upsert_lead(lead.to_state(), lead.unsubscribed)
