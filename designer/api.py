@@ -14,12 +14,21 @@ from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError
 from temporalio.service import RPCError
 
 from designer.auth import actor, allow
-from designer.deps import audit, invalid_input, known_events, send_event, settings, temporal, temporal_or_none
+from designer.deps import (
+    audit,
+    invalid_input,
+    known_events,
+    send_event,
+    send_events,
+    settings,
+    temporal,
+    temporal_or_none,
+)
 from designer.deps import store as store_of
 from engine.advice import advice
 from engine.changes import diff_lines
 from engine.document import json_schema
-from engine.lead import LeadIn
+from engine.lead import LeadEvent, LeadIn
 from engine.validator import check
 from store.deliveries import Deliveries
 from store.tables import Lead
@@ -273,19 +282,22 @@ async def post_event(request: Request, body: Annotated[OneOrMany, Body()]) -> An
     short by a 503 can be sent again whole: items with an `id` that were taken are answered `duplicate`."""
     if isinstance(body, EventIn):
         return _accepted(await send_event(request, body.lead_id, body.type, body.data, body.id, body.at))
-    results = []
+    results: list[ItemResult | None] = []
+    valid: list[tuple[int, EventIn]] = []
     for index, item in enumerate(body):
         ref = item.get("id") if isinstance(item.get("id"), str) else None
         try:
-            event = EventIn.model_validate(item)
+            valid.append((index, EventIn.model_validate(item)))
+            results.append(None)
         except ValidationError as exc:
             results.append(ItemResult(index=index, id=ref, status="rejected", error=_invalid(exc)))
-            continue
-        done = await send_event(request, event.lead_id, event.type, event.data, event.id, event.at)
-        status = "duplicate" if not done.new else "pending" if done.pending else "accepted"
-        results.append(ItemResult(index=index, id=event.id, status=status, signalled=done.signalled,
-                                  enrolled=done.enrolled, staged=done.staged, pending=done.pending))
-    return _batch(results)
+    now = time.time()
+    done = await send_events(request, [(e.lead_id, LeadEvent(e.id, e.type, e.at or now, e.data)) for _, e in valid])
+    for (index, event), outcome in zip(valid, done, strict=True):
+        status = "duplicate" if not outcome.new else "pending" if outcome.pending else "accepted"
+        results[index] = ItemResult(index=index, id=event.id, status=status, signalled=outcome.signalled,
+                                    enrolled=outcome.enrolled, staged=outcome.staged, pending=outcome.pending)
+    return _batch([r for r in results if r is not None])
 
 
 @router.get("/leads/{lead_id}/where", dependencies=[allow("leads:read")])

@@ -18,7 +18,7 @@ from nurture.settings import Settings
 from store.accounts import Accounts
 from store.audit import Audit
 from store.store import Store
-from workflows.ingest import Ingested, ingest
+from workflows.ingest import Ingested, ingest, ingest_many
 from workflows.messages import DATA_CONVERTER
 
 # After a failed connection, routes that can defer their work to the redelivery loop stop trying for this long.
@@ -73,6 +73,11 @@ async def temporal_or_none(request: Request) -> Client | None:
         except (RuntimeError, TimeoutError):
             state.retry_connect_at = time.monotonic() + RECONNECT_SECONDS
     return state.client
+
+
+async def send_events(request: Request, events: list[tuple[str, LeadEvent]]) -> list[Ingested]:
+    return await ingest_many(await temporal_or_none(request), store(request), events,
+                             task_queue=settings(request).task_queue)
 
 
 async def send_event(request: Request, lead_id: str, type_: str, data: dict[str, Any] | None = None,

@@ -33,6 +33,12 @@ class Deliveries:
         with self.store.session() as s:
             return list(s.exec(select(DeliveryRow).where(col(DeliveryRow.key) == key)))
 
+    def waiting_among(self, lead_ids: list[str]) -> list[str]:
+        """Which of these leads have deliveries pending, in one read."""
+        with self.store.session() as s:
+            return list(s.exec(select(col(DeliveryRow.lead_id)).distinct().where(
+                col(DeliveryRow.status) == "pending", col(DeliveryRow.lead_id).in_(lead_ids))))
+
     def leads_waiting(self, limit: int = 500) -> list[str]:
         """Leads with pending deliveries, those waiting longest first."""
         with self.store.session() as s:

@@ -190,6 +190,9 @@ class SalesStore:
             return s.exec(select(ScoringModelVersion).order_by(col(ScoringModelVersion.version).desc())).first()
 
     def adjustments(self, lead_id: str) -> list[ScoreChangeRow]:
+        return self.adjustments_of([lead_id])
+
+    def adjustments_of(self, lead_ids: list[str]) -> list[ScoreChangeRow]:
         with self.store.session() as s:
-            return list(s.exec(select(ScoreChangeRow).where(col(ScoreChangeRow.lead_id) == lead_id)
+            return list(s.exec(select(ScoreChangeRow).where(col(ScoreChangeRow.lead_id).in_(lead_ids))
                                .order_by(col(ScoreChangeRow.at))))

@@ -24,16 +24,34 @@ def current_model(store: Store) -> tuple[int, ScoringModel] | None:
     return (row.version, ScoringModel.model_validate(row.document)) if row else None
 
 
-def rescore(store: Store, lead: LeadState, now: float, thresholds: bool = True) -> Rescored | None:
+@dataclass
+class Scoring:
+    """What rescoring needs besides the lead, read once for many leads (a batch of events)."""
+
+    model: ScoringModel | None
+    adjustments: dict[str, list[tuple[str, float, str]]]
+
+    @classmethod
+    def read(cls, store: Store, lead_ids: list[str]) -> Scoring:
+        published = current_model(store)
+        if published is None:
+            return cls(None, {})
+        found: dict[str, list[tuple[str, float, str]]] = {lead_id: [] for lead_id in lead_ids}
+        for a in SalesStore(store).adjustments_of(lead_ids):
+            found[a.lead_id].append((a.score, a.delta, a.reason))
+        return cls(published[1], found)
+
+
+def rescore(store: Store, lead: LeadState, now: float, thresholds: bool = True,
+            scoring: Scoring | None = None) -> Rescored | None:
     """None when no scoring model is published: scores then stay as integrators set them. `thresholds` False:
     scores move, stages do not."""
-    published = current_model(store)
-    if published is None:
+    scoring = scoring or Scoring.read(store, [lead.id])
+    model = scoring.model
+    if model is None:
         return None
-    _, model = published
     sales = SalesStore(store)
-    adjustments = [(a.score, a.delta, a.reason) for a in sales.adjustments(lead.id)]
-    card = score(model, lead, now, adjustments)
+    card = score(model, lead, now, scoring.adjustments.get(lead.id, []))
     with store.session() as s:
         row = s.get(Lead, lead.id, with_for_update=True)
         changed = row is not None and (row.fit, row.engagement) != (card.fit, card.engagement)

@@ -86,13 +86,12 @@ class Segments:
                                                    col(SegmentMember.lead_id).in_(changes.left)))
         return changes
 
-    def place(self, lead_id: str, now: float) -> Changes:
-        """One lead checked against every segment: the segments it joined and left."""
-        segments = self.all()
+    def place(self, lead: LeadState, now: float, segments: list[Segment] | None = None) -> Changes:
+        """One lead checked against every segment (read here, unless given): the segments it joined and left."""
+        segments = self.all() if segments is None else segments
         changes = Changes()
         if not segments:
             return changes
-        lead = self.store.snapshot(lead_id)
         with self.store.session() as s:
             member_of = set(s.exec(select(SegmentMember.segment).where(col(SegmentMember.lead_id) == lead.id)))
             for segment in segments:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from engine.compiler import compile_document
@@ -124,9 +125,29 @@ class Store:
             s.add(row)
         return row
 
-    def erased(self, lead_id: str) -> bool:
+    def add_new_leads(self, leads: Sequence[tuple[LeadState, bool]]) -> set[str]:
+        """Creates, in one transaction, those of these (lead, unsubscribed) that do not exist yet; their ids.
+        An address an erased lead had is created unsubscribed, as `upsert_lead` does."""
         with self.session() as s:
-            return s.get(Suppression, suppression_key("lead", lead_id)) is not None
+            ids = [lead.id for lead, _ in leads]
+            known = set(s.exec(select(col(Lead.id)).where(col(Lead.id).in_(ids))))
+            hashes = {suppression_key("email", lead.email) for lead, _ in leads if lead.email}
+            erased = set(s.exec(select(col(Suppression.hash)).where(col(Suppression.hash).in_(hashes))))
+            fresh = [(lead, unsubscribed) for lead, unsubscribed in leads if lead.id not in known]
+            s.add_all(Lead(id=lead.id, email=lead.email, timezone=lead.timezone, stage=lead.stage, fit=lead.fit,
+                           engagement=lead.engagement, attributes=dict(lead.attributes),
+                           unsubscribed=unsubscribed or (bool(lead.email) and suppression_key("email", lead.email)
+                           in erased)) for lead, unsubscribed in fresh)
+        return {lead.id for lead, _ in fresh}
+
+    def resolved(self, lead_ids: Sequence[str]) -> dict[str, str]:
+        """Each id as `resolve` gives it, erased leads left out, in one read."""
+        with self.session() as s:
+            aliases = dict(s.exec(select(col(LeadAlias.alias), col(LeadAlias.lead_id))
+                                  .where(col(LeadAlias.alias).in_(lead_ids))).all())
+            hashes = {suppression_key("lead", i): i for i in lead_ids}
+            gone = {hashes[h] for h in s.exec(select(col(Suppression.hash)).where(col(Suppression.hash).in_(hashes)))}
+        return {i: aliases.get(i, i) for i in lead_ids if i not in gone}
 
     def resolve(self, lead_id: str) -> str:
         """The lead an id now means: itself, or the lead it was merged into."""
@@ -142,37 +163,54 @@ class Store:
         with self.session() as s:
             return s.get(EventRow, event_id)
 
-    def record_event(self, event: LeadEvent, lead_id: str, deliveries: Sequence[DeliveryRow] = ()) -> bool:
-        """Stores the event on the lead's timeline with what Temporal must be told of it, in one transaction.
-
-        False when this event id was seen before: then nothing is written."""
+    def record_events(self, batch: Sequence[tuple[str, LeadEvent]],
+                      deliveries_for: Callable[[str, LeadEvent, list[str]], list[DeliveryRow]]) -> list[bool]:
+        """Stores events on their leads' timelines with what Temporal must be told of each, in one transaction:
+        a lead met for the first time is created, an event id seen before (here or earlier in the batch) is
+        skipped. `deliveries_for(lead, event, running)` says what Temporal must be told, given the lead's running
+        workflow ids. Whether each event was new."""
+        lead_ids = sorted({lead_id for lead_id, _ in batch})
         with self.session() as s:
-            if s.get(EventRow, event.id) is not None:
-                return False
-            s.add(EventRow(id=event.id, lead_id=lead_id, type=event.type, at=event.at, data=event.data))
-            s.add_all(deliveries)
-            lead = s.get(Lead, lead_id)
-            if lead is not None and event.type in ("lead.unsubscribed", "lead.resubscribed"):
-                lead.unsubscribed = event.type == "lead.unsubscribed"
-            if lead is not None and event.type == "email.bounced" and event.data.get("hard"):
-                lead.bounced = True
-            if lead is not None and event.type == "lead.updated":
-                state = lead_state(lead)
-                state.apply_update(event.data)
-                if state.stage != lead.stage:  # the CRM's word, forward or back: kept in the history all the same
-                    s.add(StageChange(lead_id=lead_id, from_stage=lead.stage, to_stage=state.stage, at=event.at,
-                                      reason=str(event.data.get("why") or "set by lead.updated")))
-                lead.attributes, lead.stage = dict(state.attributes), state.stage
-                lead.fit, lead.engagement, lead.timezone = state.fit, state.engagement, state.timezone
-                s.add(lead)
-        return True
+            seen = set(s.exec(select(col(EventRow.id)).where(col(EventRow.id).in_([e.id for _, e in batch]))))
+            leads = {row.id: row for row in s.exec(select(Lead).where(col(Lead.id).in_(lead_ids)))}
+            running: dict[str, list[str]] = {}
+            for lead_id, wid in s.exec(select(col(Enrolment.lead_id), col(Enrolment.workflow_id)).where(
+                    col(Enrolment.lead_id).in_(lead_ids), col(Enrolment.status) == "running")):
+                running.setdefault(lead_id, []).append(wid)
+            new = []
+            for lead_id, event in batch:
+                if event.id in seen:
+                    new.append(False)
+                    continue
+                seen.add(event.id)
+                if lead_id not in leads:
+                    email = str(event.data.get("email", ""))
+                    leads[lead_id] = Lead(id=lead_id, email=email, unsubscribed=bool(email) and s.get(
+                        Suppression, suppression_key("email", email)) is not None)
+                    s.add(leads[lead_id])
+                    s.flush()
+                s.add(EventRow(id=event.id, lead_id=lead_id, type=event.type, at=event.at, data=event.data))
+                s.add_all(deliveries_for(lead_id, event, sorted(running.get(lead_id, []))))
+                _apply(s, leads[lead_id], event)
+                new.append(True)
+        return new
 
     def snapshot(self, lead_id: str) -> LeadState:
         """The lead as a new run starts with it: profile, scores and its recent timeline."""
-        row = self.get_lead(lead_id)
-        lead = lead_state(row) if row is not None else LeadState(id=lead_id)
-        lead.events = [LeadEvent(e.id, e.type, e.at, e.data) for e in self.timeline(lead_id)[-MAX_EVENTS:]]
-        return lead
+        return self.snapshots([lead_id])[lead_id]
+
+    def snapshots(self, lead_ids: Sequence[str]) -> dict[str, LeadState]:
+        """`snapshot` of many leads in one read: each with its newest MAX_EVENTS events, oldest first."""
+        newest = (select(EventRow, func.row_number().over(partition_by=col(EventRow.lead_id),
+                                                           order_by=col(EventRow.at).desc()).label("n"))
+                  .where(col(EventRow.lead_id).in_(lead_ids)).subquery())
+        recent = aliased(EventRow, newest)
+        with self.session() as s:
+            found = {row.id: lead_state(row) for row in s.exec(select(Lead).where(col(Lead.id).in_(lead_ids)))}
+            out = {lead_id: found.get(lead_id) or LeadState(id=lead_id) for lead_id in lead_ids}
+            for e in s.exec(select(recent).where(newest.c.n <= MAX_EVENTS).order_by(newest.c.at)):
+                out[e.lead_id].events.append(LeadEvent(e.id, e.type, e.at, e.data))
+        return out
 
     def event_types(self) -> set[str]:
         """Every event type that has reached a lead's timeline."""
@@ -275,6 +313,25 @@ class Store:
         query = select(Handover) if status is None else select(Handover).where(col(Handover.status) == status)
         with self.session() as s:
             return list(s.exec(query.order_by(col(Handover.opened_at))))
+
+
+def _apply(s: Session, lead: Lead | None, event: LeadEvent) -> None:
+    """What an event changes on the lead's row: consent, a hard bounce, an update from the CRM or the scorer."""
+    if lead is None:
+        return
+    if event.type in ("lead.unsubscribed", "lead.resubscribed"):
+        lead.unsubscribed = event.type == "lead.unsubscribed"
+    if event.type == "email.bounced" and event.data.get("hard"):
+        lead.bounced = True
+    if event.type == "lead.updated":
+        state = lead_state(lead)
+        state.apply_update(event.data)
+        if state.stage != lead.stage:  # the CRM's word, forward or back: kept in the history all the same
+            s.add(StageChange(lead_id=lead.id, from_stage=lead.stage, to_stage=state.stage, at=event.at,
+                              reason=str(event.data.get("why") or "set by lead.updated")))
+        lead.attributes, lead.stage = dict(state.attributes), state.stage
+        lead.fit, lead.engagement, lead.timezone = state.fit, state.engagement, state.timezone
+    s.add(lead)
 
 
 def lead_state(row: Lead) -> LeadState:

@@ -19,6 +19,8 @@ from workflows.ingest import deliver_pending, enrol_row
 from workflows.leads import ResubscribeRefused, upsert
 from workflows.messages import TASK_QUEUE
 
+CHUNK = 500  # leads per transaction; progress is reported after each
+
 
 @dataclass
 class ImportReport:
@@ -42,19 +44,30 @@ async def import_leads(client: Client | None, store: Store, text: str, mapping: 
     found = read_leads(text, mapping, store.lead_id_by_email)
     report = ImportReport(rows=found.rows, problems=[str(p) for p in found.problems])
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    for n, lead in enumerate(found.leads):
-        try:
-            status, _ = await upsert(client, store, lead, str(uuid.uuid4()), time.time(), task_queue,
-                                     why="imported from a CSV file")
-        except ResubscribeRefused as exc:
-            report.problems.append(str(RowProblem(found.lines[lead.id][-1], "unsubscribed", str(exc))))
-            continue
-        setattr(report, status, getattr(report, status) + 1)
+    done, refused = 0, set[str]()
+    for start in range(0, len(found.leads), CHUNK):
+        chunk = found.leads[start:start + CHUNK]
+        # New leads in one transaction; a lead already here changes as PUT /api/leads changes it, with its events.
+        created = store.add_new_leads([(lead.to_state(), lead.unsubscribed) for lead in chunk])
+        report.created += len(created)
+        for lead in chunk:
+            if lead.id in created:
+                continue
+            try:
+                status, _ = await upsert(client, store, lead, str(uuid.uuid4()), time.time(), task_queue,
+                                         why="imported from a CSV file")
+            except ResubscribeRefused as exc:
+                report.problems.append(str(RowProblem(found.lines[lead.id][-1], "unsubscribed", str(exc))))
+                refused.add(lead.id)
+                continue
+            setattr(report, status, getattr(report, status) + 1)
         if enrol is not None:
-            key = f"import/{digest}/{lead.id}>enrol/{enrol}"
-            Deliveries(store).add([enrol_row(key, lead.id, enrol, None, time.time())])
-            done = await deliver_pending(client, store, lead.id, task_queue)
-            report.enrolled += len(done.enrolled)
-            report.pending += len(done.pending)
-        progress(n + 1, len(found.leads))
+            Deliveries(store).add([enrol_row(f"import/{digest}/{lead.id}>enrol/{enrol}", lead.id, enrol, None,
+                                             time.time()) for lead in chunk if lead.id not in refused])
+            for lead in chunk:
+                delivered = await deliver_pending(client, store, lead.id, task_queue)
+                report.enrolled += len(delivered.enrolled)
+                report.pending += len(delivered.pending)
+        done += len(chunk)
+        progress(done, len(found.leads))
     return report

@@ -23,10 +23,10 @@ from engine.lead import LeadEvent, LeadState
 from engine.plan import entry_of, plan_from_dict
 from engine.segments import JOINED, LEFT
 from store.deliveries import Deliveries
-from store.scores import rescore
+from store.scores import Scoring, rescore
 from store.segments import Segments
 from store.store import Store
-from store.tables import DeliveryRow
+from store.tables import DeliveryRow, Segment
 from workflows.enrolment import enrol
 from workflows.messages import TASK_QUEUE, Migration, workflow_id
 
@@ -59,20 +59,22 @@ def enrol_row(key: str, lead_id: str, care_model: str, trigger: LeadEvent | None
                        created_at=at)
 
 
-def targets(store: Store, lead_id: str, event: LeadEvent) -> list[DeliveryRow]:
-    """Whom this event concerns: care models whose entry rule it matches, and the lead's running runs."""
-    entered = [version for version in store.latest_versions()
-               if (entry := entry_of(version.plan)) and entry.event
-               and event_matches(event.type, event.data, entry.event, entry.where)]
-    archived = store.archived() if entered else set()  # asked only when the event would enrol someone
-    rows = []
-    for version in entered:
-        if version.care_model not in archived:
-            rows.append(enrol_row(f"{event.id}>enrol/{version.care_model}", lead_id, version.care_model, event,
-                                  event.at))
-    starting = {r.workflow_id for r in rows}  # signal-with-start hands them the event already
-    running = {e.workflow_id for e in store.enrolments(lead_id=lead_id, running=True)} - starting
-    return rows + [signal_row(event, lead_id, wid) for wid in sorted(running)]
+class Targets:
+    """Whom events concern, with the published care models read once for many events."""
+
+    def __init__(self, store: Store) -> None:
+        self.versions = [(v.care_model, entry) for v in store.latest_versions()
+                         if (entry := entry_of(v.plan)) and entry.event]
+        # Read now, not when first needed: it is called inside the transaction that records the events.
+        self.archived = store.archived() if self.versions else set()
+
+    def __call__(self, lead_id: str, event: LeadEvent, running: list[str]) -> list[DeliveryRow]:
+        entered = [model for model, entry in self.versions
+                   if event_matches(event.type, event.data, entry.event or "", entry.where)]
+        rows = [enrol_row(f"{event.id}>enrol/{model}", lead_id, model, event, event.at)
+                for model in entered if model not in self.archived]
+        starting = {r.workflow_id for r in rows}  # signal-with-start hands them the event already
+        return rows + [signal_row(event, lead_id, wid) for wid in sorted(set(running) - starting)]
 
 
 async def ingest(client: Client | None, store: Store, lead_id: str, event: LeadEvent,
@@ -80,52 +82,82 @@ async def ingest(client: Client | None, store: Store, lead_id: str, event: LeadE
     """Records the event (once per id), rescores, and delivers what is pending for the lead.
 
     `client` None means Temporal is out of reach: the event is still accepted, its deliveries wait. An event about
-    an erased lead (a click on an old email, say) is dropped: nothing about it is kept."""
-    if store.erased(lead_id):
-        return Ingested(new=False)
-    lead_id = store.resolve(lead_id)  # a click on an email sent before two leads were merged
-    before = store.get_lead(lead_id) or store.upsert_lead(LeadState(id=lead_id, email=str(event.data.get("email", ""))))
-    result = Ingested(new=store.record_event(event, lead_id, targets(store, lead_id, event)))
-    after = store.get_lead(lead_id)
-    if result.new and after is not None and after.stage != before.stage:
-        result.merge(await stage_changed(client, store, lead_id, event, before.stage, after.stage,
-                                         str(event.data.get("why") or event.type), task_queue, attempt_seconds))
-    if result.new:
-        await _rescore(client, store, lead_id, event, task_queue, attempt_seconds, result)
-    if result.new and event.type not in (JOINED, LEFT):
-        await _segments(client, store, lead_id, event, task_queue, attempt_seconds, result)
-    result.merge(await deliver_pending(client, store, lead_id, task_queue, attempt_seconds))
+    an erased lead (a click on an old email, say) is dropped: nothing about it is kept. An id merged into another
+    lead (a click on an email sent before the merge) means that lead."""
+    [result] = await ingest_many(client, store, [(lead_id, event)], task_queue, attempt_seconds)
     return result
+
+
+async def ingest_many(client: Client | None, store: Store, batch: list[tuple[str, LeadEvent]],
+                      task_queue: str = TASK_QUEUE, attempt_seconds: float = ATTEMPT_SECONDS) -> list[Ingested]:
+    """Many events as `ingest` takes each, recorded in one transaction; then each lead is rescored, placed in its
+    segments and handed to Temporal once, for all its events of the batch. One result per event, in order: a new
+    event's says what its lead's events of the batch brought about together."""
+    resolved = store.resolved(sorted({lead_id for lead_id, _ in batch}))
+    kept = [(n, resolved[lead_id], event) for n, (lead_id, event) in enumerate(batch) if lead_id in resolved]
+    results = [Ingested(new=False) for _ in batch]
+    updated = {lead_id for _, lead_id, e in kept if e.type == "lead.updated"}  # what may change a stage
+    stages = {lead_id: row.stage for lead_id in updated if (row := store.get_lead(lead_id)) is not None}
+    new = store.record_events([(lead_id, event) for _, lead_id, event in kept], Targets(store))
+    last: dict[str, LeadEvent] = {}
+    for (n, lead_id, event), fresh in zip(kept, new, strict=True):
+        results[n].new = fresh
+        if fresh:
+            last[lead_id] = event
+    reports = {lead_id: Ingested(new=True) for lead_id in last}
+    ids = sorted(last)
+    leads, scoring, segments = store.snapshots(ids), Scoring.read(store, ids), Segments(store).all()
+    for lead_id, event in last.items():  # what follows from all of a lead's events at once
+        report = reports[lead_id]
+        lead = leads[lead_id]
+        if lead_id in stages and lead.stage != stages[lead_id]:
+            report.merge(await stage_changed(client, store, lead_id, event, stages[lead_id], lead.stage,
+                                             str(event.data.get("why") or event.type), task_queue, attempt_seconds))
+            lead = store.snapshot(lead_id)
+        lead = await _rescore(client, store, lead, event, task_queue, attempt_seconds, report, scoring)
+        if event.type not in (JOINED, LEFT):
+            await _segments(client, store, lead, event, task_queue, attempt_seconds, report, segments)
+    # Every lead named, not only those with new events: the same event posted again delivers what still waits.
+    delivered = {lead_id: await deliver_pending(client, store, lead_id, task_queue, attempt_seconds)
+                 for lead_id in Deliveries(store).waiting_among(sorted({lead_id for _, lead_id, _ in kept}))}
+    for n, lead_id, _ in kept:  # each event answers with what its lead's events of the batch brought about
+        if results[n].new:
+            results[n].merge(reports[lead_id])
+        if lead_id in delivered:
+            results[n].merge(delivered[lead_id])
+    return results
 
 
 NOT_INTEREST = frozenset({"lead.stage_changed", "handover.accepted", "handover.rejected", "handover.expired"})
 
 
-async def _rescore(client: Client | None, store: Store, lead_id: str, event: LeadEvent, task_queue: str,
-                   attempt_seconds: float, result: Ingested) -> None:
-    lead = store.snapshot(lead_id)
+async def _rescore(client: Client | None, store: Store, lead: LeadState, event: LeadEvent, task_queue: str,
+                   attempt_seconds: float, result: Ingested, scoring: Scoring | None = None) -> LeadState:
+    """The lead rescored (and moved on at thresholds); the lead as it now stands."""
+    lead_id = lead.id
     # A stage change or a sales decision is not a sign of interest: a lead sales recycled waits for new engagement
     # before a threshold moves it again, instead of bouncing straight back to MQL on its old score.
-    rescored = rescore(store, lead, event.at, thresholds=event.type not in NOT_INTEREST)
+    rescored = rescore(store, lead, event.at, thresholds=event.type not in NOT_INTEREST, scoring=scoring)
     if rescored is None or not (rescored.changed or rescored.moves):
-        return
+        return lead
     queue_for_runs(store, lead_id, LeadEvent(f"{event.id}/scores", "lead.updated", event.at,
                                              {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage}))
     for old, new, why, models in rescored.moves:
         result.merge(await stage_changed(client, store, lead_id, event, old, new, why, task_queue, attempt_seconds))
         key = f"{event.id}/stage/{new}"
         Deliveries(store).add([enrol_row(f"{key}>enrol/{m}", lead_id, m, None, event.at) for m in models])
+    return lead
 
 
-async def _segments(client: Client | None, store: Store, lead_id: str, event: LeadEvent, task_queue: str,
-                    attempt_seconds: float, result: Ingested) -> None:
+async def _segments(client: Client | None, store: Store, lead: LeadState, event: LeadEvent, task_queue: str,
+                    attempt_seconds: float, result: Ingested, segments: list[Segment] | None = None) -> None:
     """Joining or leaving a segment is an event of its own, so `entry: {event: segment.joined, where: {segment: X}}`
     starts a care model when a lead comes to match X; its id derives from the cause, so a retry records it once."""
-    changes = Segments(store).place(lead_id, event.at)
-    for kind, segments in ((JOINED, changes.joined), (LEFT, changes.left)):
-        for segment in segments:
+    changes = Segments(store).place(lead, event.at, segments)
+    for kind, ids in ((JOINED, changes.joined), (LEFT, changes.left)):
+        for segment in ids:
             moved = LeadEvent(f"{event.id}/{kind}/{segment}", kind, event.at, {"segment": segment})
-            result.merge(await ingest(client, store, lead_id, moved, task_queue, attempt_seconds))
+            result.merge(await ingest(client, store, lead.id, moved, task_queue, attempt_seconds))
 
 
 async def stage_changed(client: Client | None, store: Store, lead_id: str, cause: LeadEvent, old: str, new: str,
