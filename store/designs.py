@@ -110,6 +110,7 @@ class Designs:
             row = s.get(Draft, care_model) or Draft(care_model=care_model, document=document)
             row.archived_at = time.time() if archived else None
             s.add(row)
+        self.store.changed()
 
     def delete(self, care_model: str) -> None:
         """Deletes a care model that was never published, with its history."""

@@ -183,6 +183,7 @@ class SalesStore:
                 return latest
             row = ScoringModelVersion(version=(latest.version if latest else 0) + 1, document=document)
             s.add(row)
+        self.store.changed()
         return row
 
     def scoring_model(self) -> ScoringModelVersion | None:

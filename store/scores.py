@@ -20,8 +20,10 @@ class Rescored:
 
 
 def current_model(store: Store) -> tuple[int, ScoringModel] | None:
-    row = SalesStore(store).scoring_model()
-    return (row.version, ScoringModel.model_validate(row.document)) if row else None
+    def read() -> tuple[int, ScoringModel] | None:
+        row = SalesStore(store).scoring_model()
+        return (row.version, ScoringModel.model_validate(row.document)) if row else None
+    return store.settled("scoring-model", read)
 
 
 @dataclass

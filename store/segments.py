@@ -31,9 +31,13 @@ class Segments:
     def save(self, row: Segment) -> Segment:
         with self.store.session() as s:
             s.merge(row)
+        self.store.changed()
         return row
 
     def all(self) -> list[Segment]:
+        return self.store.settled("segments", self._all)
+
+    def _all(self) -> list[Segment]:
         with self.store.session() as s:
             return list(s.exec(select(Segment).order_by(col(Segment.name))))
 

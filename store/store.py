@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func
 from sqlalchemy.orm import aliased
@@ -33,6 +35,10 @@ from store.tables import (
     Suppression,
 )
 
+T = TypeVar("T")
+# How stale this process's view of published configuration may be when another process publishes.
+CONFIG_SECONDS = 2.0
+
 
 def suppression_key(kind: str, value: str) -> str:
     """How an erased lead's address or id is remembered: a hash, never the value."""
@@ -45,6 +51,7 @@ class Store:
         # SQLite has one writer at a time. Queuing threads here beats its busy handler, which sleeps for up
         # to 100 ms between tries; PostgreSQL locks rows itself.
         self._serial = threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        self._settled: dict[str, tuple[float, Any]] = {}
 
     @classmethod
     def open(cls, url: str, auto_migrate: bool = True) -> Store:
@@ -55,6 +62,20 @@ class Store:
         else:
             require_current(engine)
         return cls(engine)
+
+    def settled(self, name: str, read: Callable[[], T]) -> T:
+        """What changes only when someone publishes (care models, the scoring model, segments), read at most once
+        per CONFIG_SECONDS. This process forgets it at once when it makes such a change (`changed`); others, within
+        CONFIG_SECONDS."""
+        now = time.monotonic()
+        found = self._settled.get(name)
+        if found is None or found[0] < now:
+            found = (now + CONFIG_SECONDS, read())
+            self._settled[name] = found
+        return found[1]
+
+    def changed(self) -> None:
+        self._settled.clear()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -85,6 +106,7 @@ class Store:
             row = CareModelVersion(care_model=doc.id, version=number, name=doc.name, hash=plan.hash,
                                    document=doc.model_dump(mode="json"), plan=plan_to_dict(plan))
             s.add(row)
+        self.changed()
         return row
 
     def latest(self, care_model: str) -> CareModelVersion | None:

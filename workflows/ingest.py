@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.conditions import event_matches
 from engine.lead import LeadEvent, LeadState
-from engine.plan import entry_of, plan_from_dict
+from engine.plan import EntryPlan, entry_of, plan_from_dict
 from engine.segments import JOINED, LEFT
 from store.deliveries import Deliveries
 from store.scores import Scoring, rescore
@@ -63,10 +63,14 @@ class Targets:
     """Whom events concern, with the published care models read once for many events."""
 
     def __init__(self, store: Store) -> None:
-        self.versions = [(v.care_model, entry) for v in store.latest_versions()
-                         if (entry := entry_of(v.plan)) and entry.event]
         # Read now, not when first needed: it is called inside the transaction that records the events.
-        self.archived = store.archived() if self.versions else set()
+        self.versions, self.archived = store.settled("entry-rules", lambda: self._entries(store))
+
+    @staticmethod
+    def _entries(store: Store) -> tuple[list[tuple[str, EntryPlan]], set[str]]:
+        versions = [(v.care_model, entry) for v in store.latest_versions()
+                    if (entry := entry_of(v.plan)) and entry.event]
+        return versions, store.archived() if versions else set()
 
     def __call__(self, lead_id: str, event: LeadEvent, running: list[str]) -> list[DeliveryRow]:
         entered = [model for model, entry in self.versions
