@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlmodel import col, select
+
 from engine.lead import LeadState
 from engine.lifecycle import stage_rank
 from engine.scoring import ScoreCard, ScoringModel, reached, score
@@ -48,30 +50,39 @@ def rescore(store: Store, lead: LeadState, now: float, thresholds: bool = True,
             scoring: Scoring | None = None) -> Rescored | None:
     """None when no scoring model is published: scores then stay as integrators set them. `thresholds` False:
     scores move, stages do not."""
-    scoring = scoring or Scoring.read(store, [lead.id])
+    return rescore_many(store, [(lead, now, thresholds)], scoring).get(lead.id)
+
+
+def rescore_many(store: Store, leads: list[tuple[LeadState, float, bool]],
+                 scoring: Scoring | None = None) -> dict[str, Rescored]:
+    """`rescore` for many leads, the new scores written in one transaction; the leads given are updated."""
+    scoring = scoring or Scoring.read(store, [lead.id for lead, _, _ in leads])
     model = scoring.model
     if model is None:
-        return None
-    sales = SalesStore(store)
-    card = score(model, lead, now, scoring.adjustments.get(lead.id, []))
+        return {}
+    cards = {lead.id: score(model, lead, now, scoring.adjustments.get(lead.id, [])) for lead, now, _ in leads}
     with store.session() as s:
-        row = s.get(Lead, lead.id, with_for_update=True)
-        changed = row is not None and (row.fit, row.engagement) != (card.fit, card.engagement)
-        if row is not None and changed:
-            row.fit, row.engagement = card.fit, card.engagement
+        rows = s.exec(select(Lead).where(col(Lead.id).in_(list(cards))).with_for_update())
+        changed = {row.id for row in rows if (row.fit, row.engagement) != (cards[row.id].fit, cards[row.id].engagement)}
+        for row in s.exec(select(Lead).where(col(Lead.id).in_(sorted(changed)))):
+            row.fit, row.engagement = cards[row.id].fit, cards[row.id].engagement
             s.add(row)
-    lead.fit, lead.engagement = card.fit, card.engagement
-    result = Rescored(card, changed)
-    for threshold, why in reached(model, lead, now) if thresholds else []:
-        if stage_rank(threshold.stage) <= stage_rank(lead.stage):
-            continue
-        try:
-            sales.set_stage(lead.id, threshold.stage, f"threshold: {why}", now)
-        except LifecycleError:
-            continue
-        result.moves.append((lead.stage, threshold.stage, why, list(threshold.enrol)))
-        lead.stage = threshold.stage
-    return result
+    sales = SalesStore(store)
+    results = {}
+    for lead, now, thresholds in leads:
+        card = cards[lead.id]
+        lead.fit, lead.engagement = card.fit, card.engagement
+        result = results[lead.id] = Rescored(card, lead.id in changed)
+        for threshold, why in reached(model, lead, now) if thresholds else []:
+            if stage_rank(threshold.stage) <= stage_rank(lead.stage):
+                continue
+            try:
+                sales.set_stage(lead.id, threshold.stage, f"threshold: {why}", now)
+            except LifecycleError:
+                continue
+            result.moves.append((lead.stage, threshold.stage, why, list(threshold.enrol)))
+            lead.stage = threshold.stage
+    return results
 
 
 def explain(store: Store, lead: LeadState, now: float) -> dict:

@@ -92,21 +92,31 @@ class Segments:
 
     def place(self, lead: LeadState, now: float, segments: list[Segment] | None = None) -> Changes:
         """One lead checked against every segment (read here, unless given): the segments it joined and left."""
+        return self.place_many([(lead, now)], segments)[lead.id]
+
+    def place_many(self, leads: list[tuple[LeadState, float]],
+                   segments: list[Segment] | None = None) -> dict[str, Changes]:
+        """`place` for many leads, membership read and written in one transaction."""
         segments = self.all() if segments is None else segments
-        changes = Changes()
+        changes = {lead.id: Changes() for lead, _ in leads}
         if not segments:
             return changes
         with self.store.session() as s:
-            member_of = set(s.exec(select(SegmentMember.segment).where(col(SegmentMember.lead_id) == lead.id)))
-            for segment in segments:
-                inside = evaluate(segment.compiled, lead, now)[0]
-                if inside and segment.id not in member_of:
-                    s.add(SegmentMember(segment=segment.id, lead_id=lead.id, joined_at=now))
-                    changes.joined.append(segment.id)
-                elif not inside and segment.id in member_of:
-                    s.exec(delete(SegmentMember).where(
-                        col(SegmentMember.segment) == segment.id, col(SegmentMember.lead_id) == lead.id))
-                    changes.left.append(segment.id)
+            member_of: dict[str, set[str]] = {}
+            for segment_id, lead_id in s.exec(select(col(SegmentMember.segment), col(SegmentMember.lead_id))
+                                              .where(col(SegmentMember.lead_id).in_(list(changes)))):
+                member_of.setdefault(lead_id, set()).add(segment_id)
+            for lead, now in leads:
+                was = member_of.get(lead.id, set())
+                for segment in segments:
+                    inside = evaluate(segment.compiled, lead, now)[0]
+                    if inside and segment.id not in was:
+                        s.add(SegmentMember(segment=segment.id, lead_id=lead.id, joined_at=now))
+                        changes[lead.id].joined.append(segment.id)
+                    elif not inside and segment.id in was:
+                        s.exec(delete(SegmentMember).where(
+                            col(SegmentMember.segment) == segment.id, col(SegmentMember.lead_id) == lead.id))
+                        changes[lead.id].left.append(segment.id)
         return changes
 
     # --- bulk enrolments ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ axe-core on the way. Screenshots land in tests/artifacts/."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,17 @@ from playwright.sync_api import Page, expect
 
 from designer.app import create_app
 from engine.lead import LeadState
+from engine.segments import SegmentIn
 from engine.validator import check
 from nurture.settings import Settings
 from store.designs import Designs
 from store.store import Store
+from store.tables import Form as FormRow
+from store.website import Website
 from tests.fakes.serve import serving
 from tests.fakes.smtp import Mailbox, smtp_server
 from tests.test_designer_browser import add_step, save, settled, shot, signed_in_tab
+from workflows.segments import save_segment
 
 AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -239,11 +244,25 @@ def test_every_page_passes_axe_core(marketer: tuple[Page, Store, Mailbox]) -> No
     page.locator('button.plus[data-edge="__start__:start"]').click()
     expect(page.locator('#panel button[data-kind="email"]')).to_be_visible()
     accessible(page, "the step chooser")
+    store = marketer[1]
+    Website(store).add_site("www", "Acme", ["https://www.acme.test"], False, time.time())
+    Website(store).save_form(FormRow(id="guide", site="www", name="Get the guide", created_at=time.time(),
+                                     fields=[{"name": "email"}, {"name": "company"}], consent_text="Email me."))
+    save_segment(store, SegmentIn(id="engaged", name="Engaged", condition={
+        "type": "score", "score": "total", "op": "gte", "value": 0}), "tests", time.time())
     for path in ("/designer/executive-nurture/simulate", "/designer/executive-nurture/publish",
                  "/designer/executive-nurture/versions", "/leads", "/leads/ada", "/inbox", "/audit",
-                 "/admin/users", "/admin/tokens", "/admin/connectors"):
+                 "/admin/users", "/admin/tokens", "/admin/connectors", "/website", "/segments", "/segments/engaged",
+                 "/leads/import", "/f/guide"):
         page.goto(path)
         accessible(page, path)
+    page.goto("/leads/import")
+    page.set_input_files("#file", files=[{"name": "leads.csv", "mimeType": "text/csv",
+                                          "buffer": b"Email,Company\nbo@acme.test,Bo Ltd\nnot-an-address,X\n"}])
+    page.get_by_role("button", name="Upload and map columns").click()
+    expect(page.locator("#import-summary")).to_contain_text("1 lead from 2 rows")
+    accessible(page, "the column mapping")
+    shot(page, "leads-import")
     page.locator("nav.top button", has_text="Sign out").click()
     expect(page.locator('input[name="password"]')).to_be_visible()
     accessible(page, "the sign-in page")

@@ -23,10 +23,10 @@ from engine.lead import LeadEvent, LeadState
 from engine.plan import EntryPlan, entry_of, plan_from_dict
 from engine.segments import JOINED, LEFT
 from store.deliveries import Deliveries
-from store.scores import Scoring, rescore
-from store.segments import Segments
+from store.scores import Rescored, Scoring, rescore_many
+from store.segments import Changes, Segments
 from store.store import Store
-from store.tables import DeliveryRow, Segment
+from store.tables import DeliveryRow
 from workflows.enrolment import enrol
 from workflows.messages import TASK_QUEUE, Migration, workflow_id
 
@@ -65,6 +65,7 @@ class Targets:
     def __init__(self, store: Store) -> None:
         # Read now, not when first needed: it is called inside the transaction that records the events.
         self.versions, self.archived = store.settled("entry-rules", lambda: self._entries(store))
+        self.running: dict[str, list[str]] = {}  # each lead's running runs, as the events were recorded
 
     @staticmethod
     def _entries(store: Store) -> tuple[list[tuple[str, EntryPlan]], set[str]]:
@@ -73,6 +74,7 @@ class Targets:
         return versions, store.archived() if versions else set()
 
     def __call__(self, lead_id: str, event: LeadEvent, running: list[str]) -> list[DeliveryRow]:
+        self.running[lead_id] = running
         entered = [model for model, entry in self.versions
                    if event_matches(event.type, event.data, entry.event or "", entry.where)]
         rows = [enrol_row(f"{event.id}>enrol/{model}", lead_id, model, event, event.at)
@@ -102,25 +104,35 @@ async def ingest_many(client: Client | None, store: Store, batch: list[tuple[str
     results = [Ingested(new=False) for _ in batch]
     updated = {lead_id for _, lead_id, e in kept if e.type == "lead.updated"}  # what may change a stage
     stages = {lead_id: row.stage for lead_id in updated if (row := store.get_lead(lead_id)) is not None}
-    new = store.record_events([(lead_id, event) for _, lead_id, event in kept], Targets(store))
+    targets = Targets(store)
+    new = store.record_events([(lead_id, event) for _, lead_id, event in kept], targets)
     last: dict[str, LeadEvent] = {}
     for (n, lead_id, event), fresh in zip(kept, new, strict=True):
         results[n].new = fresh
         if fresh:
             last[lead_id] = event
+    # What follows from all of a lead's events at once: a stage the CRM set, new scores, segments joined or left.
     reports = {lead_id: Ingested(new=True) for lead_id in last}
-    ids = sorted(last)
-    leads, scoring, segments = store.snapshots(ids), Scoring.read(store, ids), Segments(store).all()
-    for lead_id, event in last.items():  # what follows from all of a lead's events at once
-        report = reports[lead_id]
-        lead = leads[lead_id]
-        if lead_id in stages and lead.stage != stages[lead_id]:
-            report.merge(await stage_changed(client, store, lead_id, event, stages[lead_id], lead.stage,
-                                             str(event.data.get("why") or event.type), task_queue, attempt_seconds))
-            lead = store.snapshot(lead_id)
-        lead = await _rescore(client, store, lead, event, task_queue, attempt_seconds, report, scoring)
-        if event.type not in (JOINED, LEFT):
-            await _segments(client, store, lead, event, task_queue, attempt_seconds, report, segments)
+    leads = store.snapshots(sorted(last))
+    for lead_id, event in last.items():
+        if lead_id in stages and leads[lead_id].stage != stages[lead_id]:
+            reports[lead_id].merge(await stage_changed(
+                client, store, lead_id, event, stages[lead_id], leads[lead_id].stage,
+                str(event.data.get("why") or event.type), task_queue, attempt_seconds))
+            leads[lead_id] = store.snapshot(lead_id)
+            targets.running.pop(lead_id, None)  # the stage may have started runs since: ask again below
+    # A stage change or a sales decision is not a sign of interest: a lead sales recycled waits for new engagement
+    # before a threshold moves it again, instead of bouncing straight back to MQL on its old score.
+    rescored = rescore_many(store, [(leads[i], e.at, e.type not in NOT_INTEREST) for i, e in last.items()],
+                            Scoring.read(store, sorted(last)))
+    for lead_id, event in last.items():
+        if (found := rescored.get(lead_id)) is not None:
+            await _rescored(client, store, leads[lead_id], event, found, targets.running.get(lead_id),
+                            task_queue, attempt_seconds, reports[lead_id])
+    placed = Segments(store).place_many([(leads[i], e.at) for i, e in last.items() if e.type not in (JOINED, LEFT)])
+    for lead_id, changes in placed.items():
+        await _segments(client, store, lead_id, last[lead_id], changes, task_queue, attempt_seconds,
+                        reports[lead_id])
     # Every lead named, not only those with new events: the same event posted again delivers what still waits.
     delivered = {lead_id: await deliver_pending(client, store, lead_id, task_queue, attempt_seconds)
                  for lead_id in Deliveries(store).waiting_among(sorted({lead_id for _, lead_id, _ in kept}))}
@@ -135,33 +147,28 @@ async def ingest_many(client: Client | None, store: Store, batch: list[tuple[str
 NOT_INTEREST = frozenset({"lead.stage_changed", "handover.accepted", "handover.rejected", "handover.expired"})
 
 
-async def _rescore(client: Client | None, store: Store, lead: LeadState, event: LeadEvent, task_queue: str,
-                   attempt_seconds: float, result: Ingested, scoring: Scoring | None = None) -> LeadState:
-    """The lead rescored (and moved on at thresholds); the lead as it now stands."""
-    lead_id = lead.id
-    # A stage change or a sales decision is not a sign of interest: a lead sales recycled waits for new engagement
-    # before a threshold moves it again, instead of bouncing straight back to MQL on its old score.
-    rescored = rescore(store, lead, event.at, thresholds=event.type not in NOT_INTEREST, scoring=scoring)
-    if rescored is None or not (rescored.changed or rescored.moves):
-        return lead
-    queue_for_runs(store, lead_id, LeadEvent(f"{event.id}/scores", "lead.updated", event.at,
-                                             {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage}))
+async def _rescored(client: Client | None, store: Store, lead: LeadState, event: LeadEvent, rescored: Rescored,
+                    running: list[str] | None, task_queue: str, attempt_seconds: float, result: Ingested) -> None:
+    """New scores reach the lead's runs; a threshold crossed moves the stage and starts what it names."""
+    if not (rescored.changed or rescored.moves):
+        return
+    queue_for_runs(store, lead.id, LeadEvent(f"{event.id}/scores", "lead.updated", event.at,
+                                             {"fit": lead.fit, "engagement": lead.engagement, "stage": lead.stage}),
+                   running)
     for old, new, why, models in rescored.moves:
-        result.merge(await stage_changed(client, store, lead_id, event, old, new, why, task_queue, attempt_seconds))
+        result.merge(await stage_changed(client, store, lead.id, event, old, new, why, task_queue, attempt_seconds))
         key = f"{event.id}/stage/{new}"
-        Deliveries(store).add([enrol_row(f"{key}>enrol/{m}", lead_id, m, None, event.at) for m in models])
-    return lead
+        Deliveries(store).add([enrol_row(f"{key}>enrol/{m}", lead.id, m, None, event.at) for m in models])
 
 
-async def _segments(client: Client | None, store: Store, lead: LeadState, event: LeadEvent, task_queue: str,
-                    attempt_seconds: float, result: Ingested, segments: list[Segment] | None = None) -> None:
+async def _segments(client: Client | None, store: Store, lead_id: str, event: LeadEvent, changes: Changes,
+                    task_queue: str, attempt_seconds: float, result: Ingested) -> None:
     """Joining or leaving a segment is an event of its own, so `entry: {event: segment.joined, where: {segment: X}}`
     starts a care model when a lead comes to match X; its id derives from the cause, so a retry records it once."""
-    changes = Segments(store).place(lead, event.at, segments)
     for kind, ids in ((JOINED, changes.joined), (LEFT, changes.left)):
         for segment in ids:
             moved = LeadEvent(f"{event.id}/{kind}/{segment}", kind, event.at, {"segment": segment})
-            result.merge(await ingest(client, store, lead.id, moved, task_queue, attempt_seconds))
+            result.merge(await ingest(client, store, lead_id, moved, task_queue, attempt_seconds))
 
 
 async def stage_changed(client: Client | None, store: Store, lead_id: str, cause: LeadEvent, old: str, new: str,
@@ -175,10 +182,12 @@ async def stage_changed(client: Client | None, store: Store, lead_id: str, cause
     return result
 
 
-def queue_for_runs(store: Store, lead_id: str, event: LeadEvent) -> None:
-    """Queues a derived event (new scores, say) for the lead's running runs; not kept on its timeline."""
-    running = store.enrolments(lead_id=lead_id, running=True)
-    Deliveries(store).add([signal_row(event, lead_id, e.workflow_id) for e in running])
+def queue_for_runs(store: Store, lead_id: str, event: LeadEvent, running: list[str] | None = None) -> None:
+    """Queues a derived event (new scores, say) for the lead's running runs (read here, unless given); not kept on
+    its timeline."""
+    if running is None:
+        running = [e.workflow_id for e in store.enrolments(lead_id=lead_id, running=True)]
+    Deliveries(store).add([signal_row(event, lead_id, wid) for wid in running])
 
 
 async def deliver_pending(client: Client | None, store: Store, lead_id: str, task_queue: str = TASK_QUEUE,
