@@ -66,10 +66,22 @@ def _resume(request: Request, job: BulkEnrolment) -> BulkEnrolment:
         await run_enrolment(await temporal_or_none(request), store_of(request), job,
                             settings(request).bulk_per_second, settings(request).task_queue)
 
-    running: set[asyncio.Task[None]] = request.app.state.__dict__.setdefault("bulk_jobs", set())
-    task = asyncio.get_running_loop().create_task(run())
-    running.add(task)  # held, so the loop does not drop it half-way
-    task.add_done_callback(running.discard)
+    running = _running(request)
+    if job.id not in running:
+        task = running[job.id] = asyncio.get_running_loop().create_task(run())  # held: not dropped half-way
+        task.add_done_callback(lambda _: running.pop(job.id, None))
+    return job
+
+
+def _running(request: Request) -> dict[str, asyncio.Task[None]]:
+    """The bulk enrolments this process is running; an unfinished one not here stopped with its process."""
+    return request.app.state.__dict__.setdefault("bulk_jobs", {})
+
+
+def _job(request: Request, segment_id: str, job_id: str) -> BulkEnrolment:
+    job = Segments(store_of(request)).job(job_id)
+    if job is None or job.segment != segment_id:
+        raise HTTPException(404, f"segment '{segment_id}' has no bulk enrolment '{job_id}'")
     return job
 
 
@@ -119,9 +131,16 @@ async def enrol_segment(request: Request, segment_id: str, body: EnrolSegmentIn)
 
 @api.get("/segments/{segment_id}/enrolments/{job_id}", dependencies=[READ])
 def enrolment_progress(request: Request, segment_id: str, job_id: str) -> dict[str, Any]:
-    job = Segments(store_of(request)).job(job_id)
-    if job is None or job.segment != segment_id:
-        raise HTTPException(404, f"segment '{segment_id}' has no bulk enrolment '{job_id}'")
+    job = _job(request, segment_id, job_id)
+    return job.model_dump() | {"stopped": job.finished_at is None and job.id not in _running(request)}
+
+
+@api.post("/segments/{segment_id}/enrolments/{job_id}/resume", status_code=202, dependencies=[ENROL])
+async def resume_enrolment(request: Request, segment_id: str, job_id: str) -> dict[str, Any]:
+    """Goes on after the last lead handed over; leads enrolled already are not enrolled twice."""
+    job = _job(request, segment_id, job_id)
+    if job.finished_at is None:
+        _resume(request, job)
     return job.model_dump()
 
 
@@ -140,7 +159,7 @@ def _editor(request: Request, segment: Segment, condition: dict[str, Any], error
     return {"segment": segment, "condition": condition, "errors": errors or problems, "count": count,
             "sample": sample, "choices": _choices(request), "saved": saved, "members": Segments(
                 store_of(request)).count(segment.id), "jobs": Segments(store_of(request)).jobs(segment.id),
-            "care_models": [v.care_model for v in store_of(request).latest_versions()]}
+            "care_models": [v.care_model for v in store_of(request).latest_versions()], "running": _running(request)}
 
 
 @router.get("/segments", response_class=HTMLResponse, dependencies=[READ])
@@ -197,12 +216,19 @@ async def enrol_page(request: Request, segment_id: str, care_model: Annotated[st
         job = _start(request, _segment(request, segment_id), care_model)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return TEMPLATES.TemplateResponse(request, "segments/segment.html", {"job": job}, block_names=["job"])
+    return TEMPLATES.TemplateResponse(request, "segments/segment.html",
+                                      {"job": job, "running": _running(request)}, block_names=["job"])
 
 
 @router.get("/segments/{segment_id}/jobs/{job_id}", response_class=HTMLResponse, dependencies=[READ])
 def job_progress(request: Request, segment_id: str, job_id: str) -> Response:
-    job = Segments(store_of(request)).job(job_id)
-    if job is None or job.segment != segment_id:
-        raise HTTPException(404, f"segment '{segment_id}' has no bulk enrolment '{job_id}'")
-    return TEMPLATES.TemplateResponse(request, "segments/segment.html", {"job": job}, block_names=["job"])
+    job = _job(request, segment_id, job_id)
+    return TEMPLATES.TemplateResponse(request, "segments/segment.html",
+                                      {"job": job, "running": _running(request)}, block_names=["job"])
+
+
+@router.post("/segments/{segment_id}/jobs/{job_id}/resume", response_class=HTMLResponse, dependencies=[ENROL])
+async def resume_page(request: Request, segment_id: str, job_id: str) -> Response:
+    job = _resume(request, _job(request, segment_id, job_id))
+    return TEMPLATES.TemplateResponse(request, "segments/segment.html",
+                                      {"job": job, "running": _running(request)}, block_names=["job"])

@@ -248,14 +248,20 @@ def test_every_page_passes_axe_core(marketer: tuple[Page, Store, Mailbox]) -> No
     Website(store).add_site("www", "Acme", ["https://www.acme.test"], False, time.time())
     Website(store).save_form(FormRow(id="guide", site="www", name="Get the guide", created_at=time.time(),
                                      fields=[{"name": "email"}, {"name": "company"}], consent_text="Email me."))
-    save_segment(store, SegmentIn(id="engaged", name="Engaged", condition={
-        "type": "score", "score": "total", "op": "gte", "value": 0}), "tests", time.time())
+    for n, (fit, industry) in enumerate([(70, "software"), (55, "software"), (80, "retail"), (62, "software")]):
+        store.upsert_lead(LeadState(id=f"lead-{n}", email=f"lead-{n}@example.com", stage="prospect", fit=fit,
+                                    attributes={"industry": industry}))
+    save_segment(store, SegmentIn(id="engaged", name="Engaged software", condition={"type": "all", "conditions": [
+        {"type": "score", "score": "total", "op": "gte", "value": 50},
+        {"type": "attribute", "name": "industry", "op": "eq", "value": "software"}]}), "tests", time.time())
     for path in ("/designer/executive-nurture/simulate", "/designer/executive-nurture/publish",
                  "/designer/executive-nurture/versions", "/leads", "/leads/ada", "/inbox", "/audit",
                  "/admin/users", "/admin/tokens", "/admin/connectors", "/website", "/segments", "/segments/engaged",
                  "/leads/import", "/f/guide"):
         page.goto(path)
         accessible(page, path)
+        if path == "/segments/engaged":
+            shot(page, "segment")
     page.goto("/leads/import")
     page.set_input_files("#file", files=[{"name": "leads.csv", "mimeType": "text/csv",
                                           "buffer": b"Email,Company\nbo@acme.test,Bo Ltd\nnot-an-address,X\n"}])

@@ -9,7 +9,9 @@ import uuid
 import httpx
 
 from engine.lead import LeadState
+from store.segments import Segments
 from tests.conftest import Harness
+from workflows.segments import start_enrolment
 
 ENGAGED = {"type": "all", "conditions": [
     {"type": "score", "score": "total", "op": "gte", "value": 50},
@@ -110,3 +112,19 @@ async def test_a_segment_is_enrolled_in_bulk_with_progress_and_a_second_run_enro
     assert unknown.status_code == 422 and "care model 'nope' is not published" in unknown.json()["detail"][0]["msg"]
     page = await designer.get(f"/segments/s-{tag}")
     assert f"Enrolling into <b>bulk-{tag}</b>: {total} of {total}, done" in page.text
+    # A job whose web process stopped half-way shows so, and resumes after the last lead it handed over.
+    segment = Segments(nurture.store).get(f"s-{tag}")
+    assert segment is not None
+    job = start_enrolment(nurture.store, segment, f"bulk-{tag}", "tests")
+    Segments(nurture.store).advance(job.id, cursor=members[0], done=1)
+    url = f"/api/segments/s-{tag}/enrolments/{job.id}"
+    assert (await designer.get(url)).json()["stopped"] is True
+    assert "stopped when its web process did" in (await designer.get(f"/segments/s-{tag}")).text
+    assert (await designer.post(f"{url}/resume")).status_code == 202
+    for _ in range(200):
+        if (await designer.get(url)).json()["finished_at"]:
+            break
+        await asyncio.sleep(0.05)
+    assert (await designer.get(url)).json()["done"] == total
+    for lead in members:
+        assert len(nurture.store.enrolments(lead_id=lead)) == 1
