@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from connectors.base import ConnectorError, Undeliverable
 from designer.assets import TEMPLATES_DIR
 from designer.auth import actor, allow, public
 from designer.deps import audit, connectors, invalid_input, settings, temporal_or_none
@@ -147,8 +148,14 @@ async def submit(request: Request, form_id: str) -> Response:
     saved = await receive(client, store_of(request), row, given, str(values.get("nurture_visitor") or "")[:64],
                           _client(request), time.time(), settings(request).task_queue)
     if saved.status == "unconfirmed" and channel is not None:
-        await send_confirmation(channel, confirmation(row, saved, settings(request).public_base,
-                                                      settings(request).secret()))
+        try:
+            await send_confirmation(channel, confirmation(row, saved, settings(request).public_base,
+                                                          settings(request).secret()))
+        except Undeliverable as exc:  # the address itself was refused: the visitor can correct it
+            raise HTTPException(422, f"we could not email {saved.email}: {exc}") from None
+        except ConnectorError as exc:
+            raise HTTPException(503, f"the confirmation email could not be sent ({exc}); please send the form "
+                                     "again in a few minutes") from None
         return _answer(request, row, spec, wants_json, "confirm_by_email", saved.id)
     return _answer(request, row, spec, wants_json, "received", saved.id)
 

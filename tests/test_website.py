@@ -196,3 +196,7 @@ async def test_double_opt_in_waits_for_the_emailed_link_and_a_second_click_chang
     assert [e.type for e in nurture.store.timeline(email)].count("form.submitted") == 1
     forged = await api.get(path[:-3] + "abc")
     assert forged.status_code == 400
+    mailbox.refuse.add(f"no-{tag}@example.com")
+    refused = await api.post(f"/f/{form}", data={"email": f"no-{tag}@example.com", "first_name": "No",
+                                                 "consent": "yes"}, headers={"origin": ORIGIN})
+    assert refused.status_code == 422 and f"we could not email no-{tag}@example.com" in refused.text

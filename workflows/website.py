@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from connectors.base import Connector, Message
+from connectors.base import Connector, Message, Undeliverable
 from engine.lead import LeadEvent, LeadIn
 from engine.tracking import sign
 from engine.webforms import FormDefinition, Submission
@@ -91,7 +91,10 @@ def confirmation(form: Form, row: FormSubmission, base_url: str, secret: bytes) 
 
 
 async def send_confirmation(channel: Connector, message: Message) -> None:
-    await asyncio.to_thread(channel.send, message)
+    """Raises Undeliverable when the address is refused (a hard bounce at once), ConnectorError otherwise."""
+    receipt = await asyncio.to_thread(channel.send, message)
+    if receipt.status == "bounced":
+        raise Undeliverable(receipt.detail or "the address was refused")
 
 
 async def accept(client: Client | None, store: Store, form: Form, row: FormSubmission, at: float,
