@@ -27,6 +27,7 @@ from designer import (
     messages,
     pages,
     privacy,
+    reports,
     sales,
     sales_api,
     segments,
@@ -56,9 +57,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app = FastAPI(title="Nurture", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.settings, app.state.store, app.state.client, app.state.connectors = settings, store, client, None
-    for router in (api.router, website.api, segments.api, sales_api.router, privacy.router, admin.router,
-                   signin.router, tracking.router, website.router, segments.router, imports.router, sales.router,
-                   messages.router, pages.router):
+    for router in (api.router, website.api, segments.api, reports.api, sales_api.router, privacy.router, admin.router,
+                   signin.router, tracking.router, website.router, segments.router, imports.router, reports.router,
+                   sales.router, messages.router, pages.router):
         app.include_router(router)
     # htmx comes from the npm registry (pinned in package-lock.json), into the wheel or node_modules/.
     app.mount("/static/swagger", StaticFiles(directory=str(assets.SWAGGER_DIR)), name="swagger")

@@ -10,6 +10,7 @@ from markupsafe import Markup, escape
 
 from designer.assets import TEMPLATES_DIR
 from engine.conditions import describe
+from engine.durations import format_duration
 
 # Jinja2Blocks renders a whole page, or just the named blocks of it for an htmx request.
 TEMPLATES = Jinja2Blocks(directory=str(TEMPLATES_DIR))
@@ -36,4 +37,4 @@ def to_yaml(value: Any) -> str:
 
 TEMPLATES.env.filters["timestamp"] = _timestamp
 TEMPLATES.env.filters["to_yaml"] = to_yaml
-TEMPLATES.env.globals.update(who=_who, csrf_field=_csrf_field, describe=describe)
+TEMPLATES.env.globals.update(who=_who, csrf_field=_csrf_field, describe=describe, format_duration=format_duration)

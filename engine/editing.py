@@ -273,3 +273,16 @@ def duplicate(doc: dict[str, Any], step_id: str) -> tuple[dict[str, Any], str]:
         raise ValueError(f"'{step_id}' has no way out, so a copy right after it would never be reached: "
                          "copy it and paste it at a + instead")
     return paste(doc, step_id, exits[0][0], clip(doc, step_id)[:1])
+
+
+def declare_winner(doc: dict[str, Any], step_id: str, variant: str) -> dict[str, Any]:
+    """The split sends every lead to `variant` from now on: the other variants and the holdout go. Steps only
+    they led to stay in the draft, unreached, for the marketer to delete or keep."""
+    step = find(doc, step_id)
+    if step is None or step.get("kind") != "split":
+        raise ValueError(f"'{step_id}' is not a split step")
+    chosen = [v for v in step.get("variants") or [] if isinstance(v, dict) and v.get("name") == variant]
+    if not chosen:
+        raise ValueError(f"split '{step_id}' has no variant '{variant}'")
+    won = {k: v for k, v in step.items() if k not in ("variants", "holdout", "holdout_next")}
+    return update(doc, step_id, won | {"variants": [chosen[0] | {"weight": 1}]})
