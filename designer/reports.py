@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -12,13 +13,13 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from designer.auth import actor, allow
-from designer.deps import audit
+from designer.deps import audit, invalid_input
 from designer.deps import store as store_of
 from designer.templating import TEMPLATES
 from engine.editing import declare_winner
 from engine.experiments import DEFAULT_LIFT
 from store.designs import Designs
-from store.reports import Report, experiments, report
+from store.reports import FUNNEL_BY, Report, experiments, funnel, handovers, report
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api")
@@ -94,3 +95,31 @@ def winner(request: Request, care_model: str, step: Annotated[str, Form()],
     designs.save(care_model, changed, by=actor(request), what=f"declared '{variant}' the winner of '{step}'")
     audit(request).add(actor(request), "experiment.winner", f"care-model:{care_model}", step=step, variant=variant)
     return RedirectResponse(f"/designer/{care_model}", status_code=303)
+
+
+@api.get("/reports/funnel", dependencies=[READ])
+def funnel_json(request: Request, by: str | None = Query(None, description=f"one of {', '.join(FUNNEL_BY)}")
+                ) -> dict[str, list[dict[str, Any]]]:
+    """Per group: leads that reached each lifecycle stage (or a later one), the share of the stage before that
+    went on, and the median days from the stage before."""
+    try:
+        return funnel(store_of(request), by)
+    except ValueError as exc:
+        raise invalid_input("query", str(exc), by, "by") from None
+
+
+@api.get("/reports/handovers", dependencies=[READ])
+def handovers_json(request: Request) -> dict[str, Any]:
+    """Handovers by outcome, rejection reason, rep and team; SLA breaches; median hours to a decision; and what
+    became of the leads sales rejected."""
+    return handovers(store_of(request), time.time())
+
+
+@router.get("/reports", response_class=HTMLResponse, dependencies=[READ])
+def reports_page(request: Request, by: str | None = None) -> Response:
+    try:
+        groups = funnel(store_of(request), by or None)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return TEMPLATES.TemplateResponse(request, "reports.html", {
+        "groups": groups, "by": by or "", "choices": FUNNEL_BY, "handovers": handovers(store_of(request), time.time())})

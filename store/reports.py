@@ -5,12 +5,14 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import col, select
 
 from engine.experiments import Verdict, analyse
+from engine.lifecycle import STAGES, stage_rank
 from store.store import Store
-from store.tables import Enrolment, EventRow, JourneyRow, OutboxRow
+from store.tables import Enrolment, EventRow, Handover, JourneyRow, Lead, OutboxRow, StageChange
 
 SENT = ("sent", "bounced")  # the provider took it (a bounce came back later, or at once)
 
@@ -167,3 +169,97 @@ def experiments(out: Report, lift: float) -> dict[str, dict[str, Verdict]]:
             treated = ("treated", sum(a[1] for a in variants), sum(a[2] for a in variants))
             found[step]["holdout"] = analyse([held[0], treated], "holdout", lift)
     return found
+
+
+FUNNEL_BY = ("care_model", "first_event", "source", "cohort")
+
+
+def funnel(store: Store, by: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per group (everyone, or by the care model a lead first entered, its first event, its `source` attribute,
+    or the week it arrived): how many leads reached each lifecycle stage or a later one, the share of the stage
+    before that went on, and the median days it took from the stage before."""
+    if by is not None and by not in FUNNEL_BY:
+        raise ValueError(f"funnel by '{by}'? Choose one of {', '.join(FUNNEL_BY)}")
+    with store.session() as s:
+        leads = list(s.exec(select(Lead)))
+        changes = list(s.exec(select(StageChange).order_by(col(StageChange.at))))
+        origin: dict[str, str] = {}
+        if by == "care_model":
+            for e in s.exec(select(Enrolment).order_by(col(Enrolment.started_at))):
+                origin.setdefault(e.lead_id, e.care_model)
+        elif by == "first_event":
+            for lead_id, kind in s.exec(select(col(EventRow.lead_id), col(EventRow.type)).order_by(col(EventRow.at))):
+                origin.setdefault(lead_id, kind)
+    reached: dict[str, dict[int, float]] = {}  # lead -> stage rank -> when it first stood there or beyond
+    history: dict[str, list[StageChange]] = defaultdict(list)
+    for c in changes:
+        history[c.lead_id].append(c)
+    for lead in leads:
+        start = lead.created_at.timestamp()
+        initial = history[lead.id][0].from_stage if history[lead.id] else lead.stage
+        times = {rank: start for rank in range(stage_rank(initial) + 1)}
+        for c in history[lead.id]:
+            for rank in range(stage_rank(c.to_stage) + 1):
+                times.setdefault(rank, c.at)
+        reached[lead.id] = times
+
+    def group_of(lead: Lead) -> str:
+        if by in ("care_model", "first_event"):
+            return origin.get(lead.id, "none")
+        if by == "source":
+            return str(lead.attributes.get("source") or "unknown")
+        if by == "cohort":
+            year, week, _ = lead.created_at.isocalendar()
+            return f"{year}-W{week:02d}"
+        return "all"
+
+    groups: dict[str, list[Lead]] = defaultdict(list)
+    for lead in leads:
+        groups[group_of(lead)].append(lead)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, members in sorted(groups.items()):
+        rows, before = [], None
+        for rank, stage in enumerate(STAGES):
+            here = [reached[m.id] for m in members if rank in reached[m.id]]
+            days = [(t[rank] - t[rank - 1]) / 86400 for t in here if rank and rank - 1 in t]
+            rows.append({"stage": stage, "leads": len(here),
+                         "from_previous": round(len(here) / before, 4) if before else None,
+                         "median_days_from_previous": round(statistics.median(days), 2) if days else None})
+            before = len(here)
+        out[name] = rows
+    return out
+
+
+def handovers(store: Store, now: float) -> dict[str, Any]:
+    """Handovers and what sales made of them: by outcome, rejection reason, rep and team; SLA breaches; the
+    median time to a decision; and what became of the leads sales sent back."""
+    with store.session() as s:
+        rows = list(s.exec(select(Handover)))
+        later = list(s.exec(select(StageChange).where(col(StageChange.lead_id).in_(
+            [h.lead_id for h in rows if h.status == "rejected"]))))
+        stages = dict(s.exec(select(col(Lead.id), col(Lead.stage)).where(col(Lead.id).in_(
+            [h.lead_id for h in rows if h.status == "rejected"]))).all())
+
+    def summary(group: list[Handover]) -> dict[str, Any]:
+        decided = [h for h in group if h.status in ("accepted", "rejected") and h.closed_at is not None]
+        hours = [(h.closed_at - h.opened_at) / 3600 for h in decided if h.closed_at is not None]
+        return {"handovers": len(group), **{k: sum(1 for h in group if h.status == k)
+                                            for k in ("open", "accepted", "rejected", "expired")},
+                "sla_breaches": sum(1 for h in group if (h.closed_at or now) > h.due_at),  # decided late, or not yet
+                "median_hours_to_decision": round(statistics.median(hours), 2) if hours else None}
+
+    reps: dict[str, list[Handover]] = defaultdict(list)
+    teams: dict[str, list[Handover]] = defaultdict(list)
+    for h in rows:
+        reps[h.rep_id or "unassigned"].append(h)
+        teams[h.team].append(h)
+    rejected = [h for h in rows if h.status == "rejected"]
+    sal = stage_rank("sal")
+    came_back = {h.lead_id for h in rejected for c in later
+                 if c.lead_id == h.lead_id and c.at > (h.closed_at or 0) and stage_rank(c.to_stage) >= sal}
+    return {**summary(rows),
+            "rejected_by_reason": dict(Counter(h.reason or "no reason given" for h in rejected)),
+            "by_rep": {k: summary(v) for k, v in sorted(reps.items())},
+            "by_team": {k: summary(v) for k, v in sorted(teams.items())},
+            "recycled": {"leads": len({h.lead_id for h in rejected}), "back_to_sales": len(came_back),
+                         "now": dict(Counter(stages.get(h.lead_id, "erased") for h in rejected))}}

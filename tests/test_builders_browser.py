@@ -257,7 +257,7 @@ def test_every_page_passes_axe_core(marketer: tuple[Page, Store, Mailbox]) -> No
     for path in ("/designer/executive-nurture/simulate", "/designer/executive-nurture/publish",
                  "/designer/executive-nurture/versions", "/leads", "/leads/ada", "/inbox", "/audit",
                  "/admin/users", "/admin/tokens", "/admin/connectors", "/website", "/segments", "/segments/engaged",
-                 "/leads/import", "/f/guide"):
+                 "/leads/import", "/f/guide", "/reports"):
         page.goto(path)
         accessible(page, path)
         if path == "/segments/engaged":

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 from playwright.async_api import async_playwright
 
+from store.tables import Handover, Lead, StageChange
 from tests.conftest import Harness
 from tests.test_builders_browser import AXE
 from tests.test_designer_browser import ARTIFACTS, CHROMIUM_ARGS
@@ -119,3 +121,47 @@ async def looked_at_in_chromium(html: str, name: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         await tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         await browser.close()
+
+
+async def test_the_funnel_and_the_handover_report_count_a_known_history(designer: httpx.AsyncClient,
+                                                                        nurture: Harness) -> None:
+    day = 86400.0
+    start = datetime(2026, 11, 2, 9, tzinfo=UTC)  # a Monday: ISO week 45
+    tag = uuid.uuid4().hex[:6]
+    paths = {"paid search": [("prospect", 1), ("mql", 3), ("sal", 4)], "organic search": [("prospect", 2)]}
+    with nurture.store.session() as s:
+        for n in range(10):
+            source = "paid search" if n < 4 else "organic search"
+            lead_id = f"{tag}-{n}"
+            s.add(Lead(id=lead_id, email=f"{lead_id}@example.com", attributes={"source": source},
+                       created_at=start, stage="suspect"))
+            stage = "suspect"
+            for to, days in paths[source][:2 if n == 3 else None]:  # lead 3 stops at MQL
+                s.add(StageChange(lead_id=lead_id, from_stage=stage, to_stage=to, at=start.timestamp() + days * day))
+                stage = to
+        decisions = [("accepted", "", 2), ("accepted", "", 30), ("rejected", "too small", 5), ("expired", "", 50)]
+        for n, (status, reason, hours) in enumerate(decisions):
+            opened = start.timestamp() + 3 * day
+            s.add(Handover(key=f"{tag}/h{n}", lead_id=f"{tag}-{n}", care_model="m", step="to-sales", team=f"t-{tag}",
+                           routing="round_robin", status=status, reason=reason, opened_at=opened,
+                           due_at=opened + 24 * 3600, closed_at=opened + hours * 3600, rep_id=f"rep-{n % 2}-{tag}"))
+    by_source = (await designer.get("/api/reports/funnel?by=source")).json()
+    paid = {r["stage"]: r for r in by_source["paid search"]}
+    assert [paid[s]["leads"] for s in ("suspect", "prospect", "mql", "sal", "sql")][:4] == [4, 4, 4, 3]
+    assert paid["sal"]["from_previous"] == 0.75 and paid["mql"]["median_days_from_previous"] == 2.0
+    organic = {r["stage"]: r for r in by_source["organic search"]}
+    assert (organic["prospect"]["leads"], organic["mql"]["leads"]) == (6, 0)
+    assert organic["prospect"]["median_days_from_previous"] == 2.0
+    cohorts = (await designer.get("/api/reports/funnel?by=cohort")).json()
+    assert cohorts["2026-W45"][0]["leads"] == 10
+    wrong = await designer.get("/api/reports/funnel?by=colour")
+    assert wrong.status_code == 422 and "Choose one of care_model" in wrong.json()["detail"][0]["msg"]
+
+    answered = (await designer.get("/api/reports/handovers")).json()
+    assert answered["rejected_by_reason"] == {"too small": 1} and answered["recycled"]["leads"] == 1
+    team = answered["by_team"][f"t-{tag}"]
+    assert (team["handovers"], team["accepted"], team["rejected"], team["expired"]) == (4, 2, 1, 1)
+    assert team["sla_breaches"] == 2, "decided after 30 hours, and expired after 50, against a 24-hour SLA"
+    assert team["median_hours_to_decision"] == 5.0, "of the decided ones: 2, 5 and 30 hours"
+    page = (await designer.get("/reports?by=source")).text
+    assert 'id="funnel-paid search"' in page and "4 leads" in page
