@@ -17,3 +17,4 @@ bench:
 	.venv/bin/python bench/simulate.py
 	PYTHONPATH=. .venv/bin/python bench/editor.py
 	PYTHONPATH=. .venv/bin/python bench/ingest.py
+	PYTHONPATH=. .venv/bin/python bench/reports.py
