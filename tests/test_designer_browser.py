@@ -215,7 +215,7 @@ def test_after_adding_and_saving_a_step_by_keyboard_the_next_tab_is_inside_its_f
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.closest('#step-form') !== null")
     toolbar = page.locator(".toolbar a.button")
-    expect(toolbar).to_have_count(4)
+    expect(toolbar).to_have_count(5)  # publish, simulate, versions, results, export
     assert page.locator(".toolbar a button").count() == 0, "each toolbar action is one tab stop"
 
 
