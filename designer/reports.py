@@ -44,6 +44,7 @@ def report_json(request: Request, care_model: str, version: int | None = None, s
     `until` (epoch seconds) pick leads by when they entered."""
     found = _report(request, care_model, version, since, until)
     return {"care_model": care_model, "enrolled": found.enrolled, "converted": found.converted,
+            "daily": [{"day": day, "entered": n, "converted": won} for day, n, won in found.daily],
             "steps": [asdict(f) for f in found.steps],
             "messages": [asdict(m) | {"rates": m.rates} for m in found.messages],
             "experiments": {step: {name: asdict(v) for name, v in verdicts.items()}

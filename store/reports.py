@@ -60,6 +60,7 @@ class Report:
     steps: list[StepFigures] = field(default_factory=list)
     messages: list[MessageFigures] = field(default_factory=list)
     splits: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)  # step -> (arm, leads, converted)
+    daily: list[tuple[str, int, int]] = field(default_factory=list)  # (UTC day, leads entered, of them converted)
 
 
 def report(store: Store, care_model: str, version: int | None = None, since: float | None = None,
@@ -84,6 +85,9 @@ def report(store: Store, care_model: str, version: int | None = None, since: flo
             col(EventRow.type).in_(["email.opened", "email.clicked", "lead.unsubscribed"])))) if leads else []
     converted = {e for e, row in enrolments.items() if row.outcome.startswith("goal:")}
     out = Report(care_model, enrolled=len(enrolments), converted=len(converted))
+    entered = Counter(e.started_at.strftime("%Y-%m-%d") for e in enrolments.values())
+    won = Counter(enrolments[e].started_at.strftime("%Y-%m-%d") for e in converted)
+    out.daily = [(day, entered[day], won[day]) for day in sorted(entered)]
     _steps(out, rows, enrolments, converted)
     # A message's key names its run (`<workflow>/<enrolment>/<step>/<visit>`): counted with the run's lead.
     _messages(out, [o for o in sends if not enrolments.keys().isdisjoint(o.key.split("/"))], reactions)

@@ -73,6 +73,8 @@ async def test_the_report_shows_what_a_known_population_did(designer: httpx.Asyn
     wins = {name: sum(1 for lead, v in names.items() if v == name and lead in converted) for name in sizes}
     got = (await designer.get(f"/api/care-models/{model}/report")).json()
     assert (got["enrolled"], got["converted"]) == (LEADS, len(converted))
+    daily = got["daily"]
+    assert (sum(d["entered"] for d in daily), sum(d["converted"] for d in daily)) == (LEADS, len(converted))
     steps = {(s["step"]): s for s in got["steps"]}
     assert steps["split"]["entered"] == LEADS and steps["split"]["passed"] == LEADS
     assert steps["mail-a"]["entered"] == sizes["A"] and steps["mail-b"]["entered"] == sizes["B"]
