@@ -18,6 +18,7 @@ from designer.deps import (
     audit,
     invalid_input,
     known_events,
+    same_id,
     send_event,
     send_events,
     settings,
@@ -122,8 +123,7 @@ class ResubscribeIn(BaseModel):
 async def put_lead(request: Request, lead_id: str, lead: LeadIn) -> dict[str, Any]:
     """Creates the lead, or changes only the fields the body gives (attributes are merged key by key), so a CRM
     re-sync never undoes an unsubscribe, a stage or scores it did not mention. Changes reach the lead's runs."""
-    if lead.id != lead_id:
-        raise invalid_input("body", f"body id '{lead.id}' does not match the URL's '{lead_id}'", lead.id, "id")
+    same_id(lead.id, lead_id)
     _, row = await _upsert(request, lead)
     return row.model_dump(mode="json")
 

@@ -91,3 +91,9 @@ def invalid_input(where: str, message: str, given: Any, name: str = "") -> Reque
     """An API 422 shaped as FastAPI's own, as the schema declares: where (body, query) and which field."""
     return RequestValidationError([{"type": "value_error", "loc": (where, name) if name else (where,),
                                     "msg": message, "input": given}])
+
+
+def same_id(in_body: str, in_url: str) -> None:
+    """A PUT names its object twice, in the URL and the body: they must agree."""
+    if in_body != in_url:
+        raise invalid_input("body", f"body id '{in_body}' does not match the URL's '{in_url}'", in_body, "id")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from designer import structured
 from designer.auth import actor, allow
-from designer.deps import audit, invalid_input, known_events, settings, temporal_or_none
+from designer.deps import audit, invalid_input, known_events, same_id, settings, temporal_or_none
 from designer.deps import store as store_of
 from designer.templating import TEMPLATES
 from engine.lifecycle import STAGES
@@ -102,8 +102,7 @@ def list_segments(request: Request) -> list[dict[str, Any]]:
 def put_segment(request: Request, segment_id: str, given: SegmentIn) -> dict[str, Any]:
     """Creates or changes a segment; membership is brought up to date at once (those who match from now on join,
     and later changes to a lead raise `segment.joined` / `segment.left` on its timeline)."""
-    if given.id != segment_id:
-        raise invalid_input("body", f"body id '{given.id}' does not match the URL's '{segment_id}'", given.id, "id")
+    same_id(given.id, segment_id)
     try:
         changed = _save(request, given)
     except SegmentProblems as exc:

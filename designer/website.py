@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from connectors.base import ConnectorError, Undeliverable
 from designer.assets import TEMPLATES_DIR
 from designer.auth import actor, allow, public
-from designer.deps import audit, connectors, invalid_input, settings, temporal_or_none
+from designer.deps import audit, connectors, invalid_input, same_id, settings, temporal_or_none
 from designer.deps import store as store_of
 from designer.limits import RateLimit
 from designer.templating import TEMPLATES
@@ -262,8 +262,7 @@ def list_forms(request: Request) -> list[dict[str, Any]]:
 @api.put("/forms/{form_id}", dependencies=[MANAGE])
 def put_form(request: Request, form_id: str, spec: Annotated[FormDefinition, Body()]) -> dict[str, Any]:
     """Creates or replaces a form. Visitors send it to /f/{id}: form fields from the embedded HTML, or JSON."""
-    if spec.id != form_id:
-        raise invalid_input("body", f"body id '{spec.id}' does not match the URL's '{form_id}'", spec.id, "id")
+    same_id(spec.id, form_id)
     try:
         row = _save_form(request, spec)
     except ValueError as exc:
