@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -65,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("what", choices=["leads"])
     p.add_argument("file", help="CSV: columns named id or email at least; other columns become attributes")
     p.add_argument("--enrol", metavar="CARE_MODEL", help="also enrol every imported lead in this care model")
+    p = sub.add_parser("backup", help="copy the app database into a folder (safe while Nurture runs)")
+    p.add_argument("folder")
+    p = sub.add_parser("restore", help="replace the app database with a backup (stop Nurture first)")
+    p.add_argument("folder")
     p = sub.add_parser("tokens", help="API tokens for integrations: add (prints it once), list, revoke")
     tokens = p.add_subparsers(dest="action", required=True)
     p = tokens.add_parser("add", help="create a token with the given scopes")
@@ -85,6 +90,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from store.backup import backup
+
+    settings = Settings()
+    try:
+        written = backup(settings.db_url, Path(args.folder))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise InputError(f"backup failed: {getattr(exc, 'stderr', '') or exc}") from None
+    print(f"backed up {settings.db_url} to {written}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from store.backup import restore
+
+    settings = Settings()
+    try:
+        source = restore(settings.db_url, Path(args.folder))
+    except (OSError, ValueError, subprocess.CalledProcessError) as exc:
+        raise InputError(f"restore failed: {getattr(exc, 'stderr', '') or exc}") from None
+    print(f"restored {settings.db_url} from {source}; start Nurture again")
+    return 0
 
 
 def _future_time(text: str) -> datetime:
@@ -391,7 +420,8 @@ def _import(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"up": _up, "worker": _worker, "web": _web, "validate": _validate, "simulate": _simulate,
              "publish": _publish, "schema": _schema, "migrate": _migrate,
-             "connectors": _connectors, "users": _users, "tokens": _tokens, "import": _import}
+             "connectors": _connectors, "users": _users, "tokens": _tokens, "import": _import, "backup": _backup,
+             "restore": _restore}
 
 if __name__ == "__main__":
     sys.exit(main())
