@@ -69,7 +69,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, database_down)  # type: ignore[arg-type]
     app.add_api_route("/", home, include_in_schema=False, dependencies=[allow()])
-    app.add_api_route("/healthz", healthz, dependencies=[public("load balancers and monitors")])
+    for path in ("/healthz", "/readyz"):  # ready: the database and Temporal answer
+        app.add_api_route(path, healthz, dependencies=[public("load balancers and monitors")])
+    app.add_api_route("/livez", livez, dependencies=[public("process supervisors: is this process alive")])
     app.add_api_route("/openapi.json", lambda: app.openapi(), include_in_schema=False, dependencies=[allow()])
     app.add_api_route("/docs", docs, include_in_schema=False, dependencies=[allow()])
     return app
@@ -89,6 +91,12 @@ def docs() -> HTMLResponse:
         "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; frame-ancestors 'none'")
     return page
+
+
+def livez() -> dict[str, str]:
+    """Alive: restart the process only when this fails. Readiness (`/readyz`) may fail while a dependency is away,
+    and then a load balancer sends requests elsewhere instead."""
+    return {"status": "alive"}
 
 
 async def healthz(request: Request) -> JSONResponse:

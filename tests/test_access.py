@@ -31,7 +31,8 @@ from tests.fakes.smtp import smtp_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PUBLIC_PATHS = {
-    "/healthz", "/sign-in", "/setup/{token}", "/password/reset", "/password/{purpose}/{token}", "/sign-in/sso",
+    "/healthz", "/readyz", "/livez", "/sign-in", "/setup/{token}", "/password/reset", "/password/{purpose}/{token}",
+    "/sign-in/sso",
     "/sign-in/sso/callback", "/t/c/{token}", "/t/o/{token}", "/u/{token}", "/api/inbound/{channel}",
     "/inbox/link/{token}", "/tracker.js", "/t/hit", "/f/{form_id}", "/f/confirm/{token}",
 }

@@ -100,8 +100,10 @@ async def test_healthz_reports_database_and_temporal(api: httpx.AsyncClient, nur
     app = create_app(settings, store=nurture.store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as client:
         down = await client.get("/healthz")
-    assert down.status_code == 503
+        ready, alive = await client.get("/readyz"), await client.get("/livez")
+    assert down.status_code == 503 and ready.status_code == 503
     assert down.json()["db"] == "ok" and "Temporal is not reachable at 127.0.0.1:9" in down.json()["temporal"]
+    assert alive.status_code == 200, "a process whose Temporal is away is alive: restarting it would not help"
 
 
 async def test_home_page_lists_published_models(api: httpx.AsyncClient) -> None:
