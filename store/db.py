@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlmodel import SQLModel
 
-from store import tables
+from store import rollups, tables
 
 _SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON")
 
@@ -90,11 +90,24 @@ def _v8_leads_in(engine: Engine) -> None:
             tables.Segment, tables.SegmentMember, tables.BulkEnrolment, tables.LeadAlias)
 
 
+def _v9_rollups(engine: Engine) -> None:
+    _create(engine, tables.StepRollup, tables.ArmRollup)
+    _add_column(engine, "enrolments", "at_version", "INTEGER NOT NULL DEFAULT 0")
+    _add_column(engine, "enrolments", "at_step", "VARCHAR NOT NULL DEFAULT ''")
+    for column in ("opened_at", "clicked_at", "unsubscribed_at"):
+        _add_column(engine, "outbox", column, "FLOAT")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_care_model_step ON outbox (care_model, step)"))
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_enrolments_care_model_status ON enrolments "
+                          "(care_model, status)"))
+        rollups.rebuild(conn)
+
+
 # Append only: each entry runs once per database, in order, and is never edited after release. Version 1
 # creates tables from the models of its day, so later steps add what is missing rather than assume.
 MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_channels_and_sales, _v3_drafts, _v4_deliveries,
                                                _v5_outbox_audience_and_failures, _v6_accounts_audit_privacy,
-                                               _v7_draft_history, _v8_leads_in]
+                                               _v7_draft_history, _v8_leads_in, _v9_rollups]
 
 
 class SchemaBehind(RuntimeError):

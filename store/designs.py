@@ -10,8 +10,9 @@ from typing import Any
 
 from sqlmodel import Session, col, delete, func, select
 
+from store.reports import report
 from store.store import Store
-from store.tables import CareModelVersion, Draft, DraftRevision, Enrolment, JourneyRow, Lead, PublishRequest, utcnow
+from store.tables import CareModelVersion, Draft, DraftRevision, Enrolment, Lead, PublishRequest, utcnow
 
 HISTORY_KEPT = 200  # revisions of each draft that undo can go back through
 
@@ -185,27 +186,20 @@ class Designs:
     def where_now(self, care_model: str) -> dict[tuple[int, str], int]:
         """Running leads by (version, step they last reached)."""
         with self.store.session() as s:
-            running = {e.enrolment: e.version for e in s.exec(
-                select(Enrolment).where(col(Enrolment.care_model) == care_model, col(Enrolment.status) == "running"))}
-            newest = (select(col(JourneyRow.enrolment), func.max(col(JourneyRow.seq)).label("seq"))
-                      .where(col(JourneyRow.care_model) == care_model).group_by(col(JourneyRow.enrolment)).subquery())
-            latest = (col(JourneyRow.enrolment) == newest.c.enrolment) & (col(JourneyRow.seq) == newest.c.seq)
-            last = s.exec(select(col(JourneyRow.enrolment), col(JourneyRow.step)).join(newest, latest)).all()
-        return Counter((running[e], step) for e, step in last if e in running)
+            return dict(Counter({(v, step): n for v, step, n in s.exec(
+                select(col(Enrolment.at_version), col(Enrolment.at_step), func.count())
+                .where(col(Enrolment.care_model) == care_model, col(Enrolment.status) == "running",
+                       col(Enrolment.at_step) != "")
+                .group_by(col(Enrolment.at_version), col(Enrolment.at_step)))}))
 
     def numbers(self, care_model: str) -> dict[str, dict[str, int]]:
-        """Per step: leads there now, leads that passed through it, and of those, leads that met a goal."""
-        with self.store.session() as s:
-            passed = s.exec(select(col(JourneyRow.step), col(JourneyRow.enrolment)).where(
-                col(JourneyRow.care_model) == care_model).distinct()).all()
-            converted = {e.enrolment for e in s.exec(select(Enrolment).where(
-                col(Enrolment.care_model) == care_model, col(Enrolment.outcome).startswith("goal:")))}
+        """Per step, over every version: leads there now, leads that passed through it, and of those, leads that
+        met a goal. Read from the running totals, so the canvas can refresh them often."""
         out: dict[str, dict[str, int]] = defaultdict(lambda: {"now": 0, "passed": 0, "converted": 0})
-        for (_, step), count in self.where_now(care_model).items():
-            out[step]["now"] += count
-        for step, enrolment in passed:
-            out[step]["passed"] += 1
-            out[step]["converted"] += enrolment in converted
+        for f in report(self.store, care_model).steps:
+            out[f.step]["now"] += f.now
+            out[f.step]["passed"] += f.entered
+            out[f.step]["converted"] += f.converted
         return dict(out)
 
     def search_leads(self, query: str, limit: int = 50) -> list[Lead]:

@@ -5,14 +5,28 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
 from sqlmodel import col, select
 
 from engine.experiments import Verdict, analyse
 from engine.lifecycle import STAGES, stage_rank
+from engine.rollups import median
 from store.store import Store
-from store.tables import Enrolment, EventRow, Handover, JourneyRow, Lead, OutboxRow, StageChange
+from store.tables import (
+    ArmRollup,
+    CareModelVersion,
+    Enrolment,
+    EventRow,
+    Handover,
+    Lead,
+    OutboxRow,
+    StageChange,
+    StepRollup,
+)
 
 SENT = ("sent", "bounced")  # the provider took it (a bounce came back later, or at once)
 
@@ -63,100 +77,81 @@ class Report:
     daily: list[tuple[str, int, int]] = field(default_factory=list)  # (UTC day, leads entered, of them converted)
 
 
+def _day(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
 def report(store: Store, care_model: str, version: int | None = None, since: float | None = None,
            until: float | None = None) -> Report:
-    """Leads are counted by when they entered the care model (`since` ≤ start < `until`), in `version` if given,
-    and their messages with them."""
+    """Read from the running totals (store.rollups), not the history: leads are counted by the UTC day they
+    entered the care model (`since` ≤ day < `until`, whole days), in `version` if given; messages by when they
+    were sent, of every version (a message's figures do not depend on the plan)."""
+    days = [] if since is None else [col(StepRollup.day) >= _day(since)]
+    days += [] if until is None else [col(StepRollup.day) < _day(until)]
+    arm_days = [] if since is None else [col(ArmRollup.day) >= _day(since)]
+    arm_days += [] if until is None else [col(ArmRollup.day) < _day(until)]
+    versions = [] if version is None else [col(StepRollup.version) == version]
     with store.session() as s:
-        query = select(Enrolment).where(col(Enrolment.care_model) == care_model)
+        starts = {(v.version, v.plan.get("start")) for v in s.exec(
+            select(CareModelVersion).where(col(CareModelVersion.care_model) == care_model))}
+        totals = list(s.exec(select(StepRollup).where(col(StepRollup.care_model) == care_model, *versions, *days)))
+        running = select(col(Enrolment.at_version), col(Enrolment.at_step), func.count()).where(
+            col(Enrolment.care_model) == care_model, col(Enrolment.status) == "running")
         if version is not None:
-            query = query.where(col(Enrolment.version) == version)
-        enrolments = {e.enrolment: e for e in s.exec(query)
-                      if (since is None or e.started_at.timestamp() >= since)
-                      and (until is None or e.started_at.timestamp() < until)}
-        rows = [r for r in s.exec(select(JourneyRow).where(col(JourneyRow.care_model) == care_model)
-                                  .order_by(col(JourneyRow.enrolment), col(JourneyRow.seq)))
-                if r.enrolment in enrolments]
-        sends = [o for o in s.exec(select(OutboxRow).where(col(OutboxRow.care_model) == care_model,
-                                                           col(OutboxRow.audience) == "lead"))]
-        leads = sorted({o.lead_id for o in sends})
-        reactions = list(s.exec(select(EventRow).where(
-            col(EventRow.lead_id).in_(leads),
-            col(EventRow.type).in_(["email.opened", "email.clicked", "lead.unsubscribed"])))) if leads else []
-    converted = {e for e, row in enrolments.items() if row.outcome.startswith("goal:")}
-    out = Report(care_model, enrolled=len(enrolments), converted=len(converted))
-    entered = Counter(e.started_at.strftime("%Y-%m-%d") for e in enrolments.values())
-    won = Counter(enrolments[e].started_at.strftime("%Y-%m-%d") for e in converted)
-    out.daily = [(day, entered[day], won[day]) for day in sorted(entered)]
-    _steps(out, rows, enrolments, converted)
-    # A message's key names its run (`<workflow>/<enrolment>/<step>/<visit>`): counted with the run's lead.
-    _messages(out, [o for o in sends if not enrolments.keys().isdisjoint(o.key.split("/"))], reactions)
-    return out
-
-
-def _steps(out: Report, rows: list[JourneyRow], enrolments: dict[str, Enrolment], converted: set[str]) -> None:
-    figures: dict[tuple[int, str], StepFigures] = {}
-    waits: dict[tuple[int, str], list[float]] = defaultdict(list)
-    by_enrolment: dict[str, list[JourneyRow]] = defaultdict(list)
-    for row in rows:
-        by_enrolment[row.enrolment].append(row)
-    for enrolment, journey in by_enrolment.items():
-        running = enrolments[enrolment].status == "running"
-        seen: set[tuple[int, str]] = set()
-        for n, row in enumerate(journey):
-            key = (row.version, row.step)
-            f = figures.setdefault(key, StepFigures(row.step, row.version, row.kind))
-            if key not in seen:
-                f.entered += 1
-                f.converted += enrolment in converted
-                seen.add(key)
-            if n + 1 < len(journey):
-                waits[key].append(journey[n + 1].at - row.at)
-            last = n + 1 == len(journey)
-            if last and running:
-                f.now += 1
-            elif last:
-                f.exited += 1
-            elif key != (journey[n + 1].version, journey[n + 1].step):
-                f.passed += 1
-        for split in (r for r in journey if r.kind == "split"):
-            arm = "holdout" if split.outcome == "holdout" else split.outcome.removeprefix("variant '").rstrip("'")
-            counts = out.splits.setdefault(split.step, [])
-            _count(counts, arm, enrolment in converted)
-    for key, f in figures.items():
-        f.median_seconds = statistics.median(waits[key]) if waits[key] else None
-    out.steps = sorted(figures.values(), key=lambda f: (f.version, -f.entered, f.step))
-
-
-def _count(counts: list[tuple[str, int, int]], arm: str, converted: bool) -> None:
-    for i, (name, leads, conversions) in enumerate(counts):
-        if name == arm:
-            counts[i] = (name, leads + 1, conversions + converted)
-            return
-    counts.append((arm, 1, int(converted)))
-
-
-def _messages(out: Report, sends: list[OutboxRow], reactions: list[EventRow]) -> None:
-    opened = {e.data.get("message") for e in reactions if e.type == "email.opened"}
-    clicked = {e.data.get("message") for e in reactions if e.type == "email.clicked"}
-    unsubscribed = {e.data.get("message") for e in reactions if e.type == "lead.unsubscribed"}
+            running = running.where(col(Enrolment.version) == version)
+        if since is not None:
+            running = running.where(col(Enrolment.started_at) >= datetime.fromtimestamp(since, UTC))
+        if until is not None:
+            running = running.where(col(Enrolment.started_at) < datetime.fromtimestamp(until, UTC))
+        here = {(v, step): n for v, step, n in s.exec(running.group_by(col(Enrolment.at_version),
+                                                                        col(Enrolment.at_step)))}
+        sent = sql_select(col(OutboxRow.step), col(OutboxRow.channel), col(OutboxRow.status), func.count(),
+                      func.count(col(OutboxRow.opened_at)), func.count(col(OutboxRow.clicked_at)),
+                      func.count(col(OutboxRow.unsubscribed_at))).where(
+            col(OutboxRow.care_model) == care_model, col(OutboxRow.audience) == "lead")
+        sent = sent.where(col(OutboxRow.at) >= since) if since is not None else sent
+        sent = sent.where(col(OutboxRow.at) < until) if until is not None else sent
+        messages = s.execute(sent.group_by(col(OutboxRow.step), col(OutboxRow.channel), col(OutboxRow.status))).all()
+        arms = list(s.exec(select(ArmRollup).where(col(ArmRollup.care_model) == care_model, *arm_days)))
+    steps: dict[tuple[int, str], StepFigures] = {}
+    waits: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
+    daily: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for t in totals:
+        f = steps.setdefault((t.version, t.step), StepFigures(t.step, t.version, t.kind))
+        f.entered, f.passed, f.exited = f.entered + t.entered, f.passed + t.passed, f.exited + t.exited
+        f.converted += t.converted
+        waits[(t.version, t.step)].update(t.waits)
+        if (t.version, t.step) in starts:  # every run enters its version's first step once
+            daily[t.day][0] += t.entered
+            daily[t.day][1] += t.converted
+    for key, f in steps.items():
+        f.now = here.get(key, 0)
+        f.median_seconds = median(dict(waits[key]))
+    out = Report(care_model, enrolled=sum(n for n, _ in daily.values()), converted=sum(c for _, c in daily.values()))
+    out.steps = sorted(steps.values(), key=lambda f: (f.version, -f.entered, f.step))
+    out.daily = [(day, n, c) for day, (n, c) in sorted(daily.items()) if n]
     figures: dict[str, MessageFigures] = {}
-    statuses: dict[str, Counter[str]] = defaultdict(Counter)
-    for o in sends:
-        f = figures.setdefault(o.step, MessageFigures(o.step, o.channel))
-        statuses[o.step][o.status] += 1
-        if o.status in SENT or o.status == "dry_run":
-            f.sent += 1
-            f.bounced += o.status == "bounced"
-            f.delivered += o.status != "bounced"
-            f.opened += o.key in opened
-            f.clicked += o.key in clicked
-            f.unsubscribed += o.key in unsubscribed
-        elif o.status == "skipped":
-            f.skipped += 1
-        elif o.status == "failed":
-            f.failed += 1
+    for step, channel, status, n, opened, clicked, unsubscribed in messages:
+        m = figures.setdefault(step, MessageFigures(step, channel))
+        if status in SENT or status == "dry_run":
+            m.sent += n
+            m.bounced += n if status == "bounced" else 0
+            m.delivered += 0 if status == "bounced" else n
+            m.opened, m.clicked, m.unsubscribed = m.opened + opened, m.clicked + clicked, m.unsubscribed + unsubscribed
+        elif status == "skipped":
+            m.skipped += n
+        elif status == "failed":
+            m.failed += n
     out.messages = sorted(figures.values(), key=lambda f: f.step)
+    for arm in arms:
+        counts = out.splits.setdefault(arm.step, [])
+        for i, (name, leads, won) in enumerate(counts):
+            if name == arm.arm:
+                counts[i] = (name, leads + arm.leads, won + arm.converted)
+                break
+        else:
+            counts.append((arm.arm, arm.leads, arm.converted))
+    return out
 
 
 def experiments(out: Report, lift: float) -> dict[str, dict[str, Verdict]]:

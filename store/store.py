@@ -18,6 +18,7 @@ from engine.compiler import compile_document
 from engine.document import CareModelDocument
 from engine.lead import MAX_EVENTS, LeadEvent, LeadState
 from engine.plan import plan_to_dict
+from store import rollups
 from store.db import make_engine, migrate, require_current
 from store.tables import (
     CareModelVersion,
@@ -276,8 +277,11 @@ class Store:
         with self.session() as s:
             row = s.get(Enrolment, enrolment)
             if row is not None:
+                ending = row.status == "running"
                 row.status, row.outcome, row.ended_at = "finished", outcome, at
                 s.add(row)
+                if ending:
+                    rollups.run_ended(s, row)
 
     def enrolment_moved(self, enrolment: str, version: int) -> None:
         with self.session() as s:
@@ -301,10 +305,11 @@ class Store:
     # --- what the runs did -------------------------------------------------------------------------
 
     def add_journey(self, rows: list[JourneyRow]) -> None:
+        """Records steps once per key (a retried activity adds nothing), and the report's totals with them."""
         with self.session() as s:
-            for row in rows:
-                if s.get(JourneyRow, row.key) is None:
-                    s.add(row)
+            new = [row for row in rows if s.get(JourneyRow, row.key) is None]
+            rollups.journey_recorded(s, new)
+            s.add_all(new)
 
     def journey(self, lead_id: str | None = None, enrolment: str | None = None) -> list[JourneyRow]:
         query = select(JourneyRow)
@@ -338,7 +343,13 @@ class Store:
 
 
 def _apply(s: Session, lead: Lead | None, event: LeadEvent) -> None:
-    """What an event changes on the lead's row: consent, a hard bounce, an update from the CRM or the scorer."""
+    """What an event changes on the lead's row: consent, a hard bounce, an update from the CRM or the scorer; and
+    on the message it names, the first open, click or unsubscribe."""
+    mark = rollups.MESSAGE_MARKS.get(event.type)
+    message = s.get(OutboxRow, str(event.data["message"])) if mark and event.data.get("message") else None
+    if message is not None and mark is not None and getattr(message, mark) is None:
+        setattr(message, mark, event.at)
+        s.add(message)
     if lead is None:
         return
     if event.type in ("lead.unsubscribed", "lead.resubscribed"):

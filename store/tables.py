@@ -61,6 +61,8 @@ class Enrolment(SQLModel, table=True):
     outcome: str = ""
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: float | None = None
+    at_version: int = 0  # where the run last recorded itself: the report's "here now"
+    at_step: str = ""
 
 
 class OutboxRow(SQLModel, table=True):
@@ -78,6 +80,9 @@ class OutboxRow(SQLModel, table=True):
     external_id: str = ""
     audience: str = "lead"  # lead: consent and frequency caps apply | team: a rep or manager, they do not
     failures: int = 0  # attempts the provider refused before anything could have been delivered
+    opened_at: float | None = None  # the first open, click, unsubscribe that named this message
+    clicked_at: float | None = None
+    unsubscribed_at: float | None = None
 
 
 class JourneyRow(SQLModel, table=True):
@@ -432,3 +437,29 @@ class LeadAlias(SQLModel, table=True):
     lead_id: str = Field(index=True)
     at: float
     by: str = ""
+
+
+class StepRollup(SQLModel, table=True):
+    """A care model's running totals per step and version, kept as runs record their steps (engine.rollups)."""
+
+    __tablename__ = "step_rollups"
+    care_model: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    step: str = Field(primary_key=True)
+    day: str = Field(primary_key=True)  # the UTC day the runs started: reports pick leads by when they entered
+    kind: str = ""
+    entered: int = 0
+    passed: int = 0
+    exited: int = 0
+    converted: int = 0
+    waits: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # bucket -> runs
+
+
+class ArmRollup(SQLModel, table=True):
+    __tablename__ = "arm_rollups"
+    care_model: str = Field(primary_key=True)
+    step: str = Field(primary_key=True)
+    arm: str = Field(primary_key=True)
+    day: str = Field(primary_key=True)
+    leads: int = 0
+    converted: int = 0
