@@ -18,3 +18,4 @@ bench:
 	PYTHONPATH=. .venv/bin/python bench/editor.py
 	PYTHONPATH=. .venv/bin/python bench/ingest.py
 	PYTHONPATH=. .venv/bin/python bench/reports.py
+	PYTHONPATH=. .venv/bin/python bench/reports.py --postgres
