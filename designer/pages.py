@@ -313,9 +313,10 @@ def delete_model(request: Request, model: str) -> Response:
 
 
 @router.get("/designer/{model}", response_class=HTMLResponse, dependencies=[READ])
-def edit(request: Request, model: str, step: str | None = None, done: str = "") -> Response:
+def edit(request: Request, model: str, step: str | None = None, done: str = "", figures: bool = False) -> Response:
     return _or_recover(request, model, lambda doc: _render(
-        request, "designer/editor.html", editor(request, model, doc, selected=step) | {"done": done}))
+        request, "designer/editor.html", editor(request, model, doc, selected=step) | {"done": done,
+                                                                                      "figures": figures}))
 
 
 def _or_recover(request: Request, model: str, render: Callable[[dict[str, Any]], Response]) -> Response:
@@ -354,11 +355,16 @@ def undo(request: Request, model: str, redo: Annotated[bool, Form()] = False) ->
 
 
 @router.get("/designer/{model}/numbers", response_class=HTMLResponse, dependencies=[READ])
-def numbers(request: Request, model: str) -> HTMLResponse:
+def numbers(request: Request, model: str, figures: bool = False) -> HTMLResponse:
+    found = _designs(request).numbers(model)
     spans = "".join(
         f'<span class="nums" id="nums-{step}" hx-swap-oob="true" title="here now · passed · converted">'
-        f'{n["now"]} · {n["passed"]} · {n["converted"]}</span>'
-        for step, n in _designs(request).numbers(model).items())
+        f'{n["now"]} · {n["passed"]} · {n["converted"]}</span>' for step, n in found.items())
+    if figures:  # the message figures, when the marketer asked for them on the canvas
+        spans += "".join(
+            f'<span class="nums mail" id="mail-{step}" hx-swap-oob="true" title="sent · opened (estimate) · '
+            f'clicked">✉ {n["sent"]} · {n["opened"]} · {n["clicked"]}</span>'
+            for step, n in found.items() if "sent" in n)
     return HTMLResponse(spans)
 
 

@@ -194,12 +194,16 @@ class Designs:
 
     def numbers(self, care_model: str) -> dict[str, dict[str, int]]:
         """Per step, over every version: leads there now, leads that passed through it, and of those, leads that
-        met a goal. Read from the running totals, so the canvas can refresh them often."""
+        met a goal; for a message step also sent, opened, clicked. Read from the running totals, so the canvas can
+        refresh them often."""
         out: dict[str, dict[str, int]] = defaultdict(lambda: {"now": 0, "passed": 0, "converted": 0})
-        for f in report(self.store, care_model).steps:
+        found = report(self.store, care_model)
+        for f in found.steps:
             out[f.step]["now"] += f.now
             out[f.step]["passed"] += f.entered
             out[f.step]["converted"] += f.converted
+        for m in found.messages:  # shown on the canvas on demand
+            out[m.step] |= {"sent": m.sent, "opened": m.opened, "clicked": m.clicked}
         return dict(out)
 
     def search_leads(self, query: str, limit: int = 50) -> list[Lead]:

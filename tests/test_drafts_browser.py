@@ -145,8 +145,8 @@ def _leads_waiting(store: Store, model: str, step: str, count: int) -> None:
         for i in range(count):
             s.add(Enrolment(enrolment=f"e{i}", workflow_id=f"nurture/{model}/l{i}", lead_id=f"l{i}", care_model=model,
                             version=1, status="running"))
-            s.add(JourneyRow(key=f"k{i}", enrolment=f"e{i}", lead_id=f"l{i}", care_model=model, version=1, seq=1,
-                             step=step, kind="wait", at=0, outcome="waiting"))
+    store.add_journey([JourneyRow(key=f"k{i}", enrolment=f"e{i}", lead_id=f"l{i}", care_model=model, version=1,
+                                  seq=1, step=step, kind="wait", at=0, outcome="waiting") for i in range(count)])
 
 
 def test_migration_makes_the_marketer_choose_and_says_how_many_journeys_end(page: Page, site_store: Store) -> None:

@@ -108,7 +108,15 @@ async def test_the_report_shows_what_a_known_population_did(designer: httpx.Asyn
     page = (await designer.get(f"/designer/{model}/report")).text
     assert f"<b>{LEADS}</b> leads entered; <b>{len(converted)}</b> reached a goal" in page
     assert "Not enough data yet" in page and "Declare" not in page, "no winner button before the horizon"
-    await looked_at_in_chromium(page, f"report-{nurture.store.engine.dialect.name}")
+    await looked_at_in_chromium(page, f"report-{nurture.store.engine.dialect.name}",
+                                "#experiment-split-variants svg circle", 2)
+    canvas = (await designer.get(f"/designer/{model}?figures=true")).text
+    assert f'id="mail-mail-b" title="sent · opened (estimate) · clicked">✉ {sizes["B"]} · {opened["B"]} · ' \
+           f'{clicked["B"]}</span>' in canvas, "the message figures on the canvas, on demand"
+    assert 'id="mail-mail-b"' not in (await designer.get(f"/designer/{model}")).text
+    await looked_at_in_chromium(canvas, f"canvas-figures-{nurture.store.engine.dialect.name}", ".nums.mail", 2)
+    refreshed = (await designer.get(f"/designer/{model}/numbers?figures=true")).text
+    assert f'✉ {sizes["A"]} · {opened["A"]} · {clicked["A"]}</span>' in refreshed
     csv = (await designer.get(f"/designer/{model}/report.csv?table=experiments")).text
     assert f"split,variants,B,{sizes['B']},{wins['B']}," in csv
 
@@ -120,7 +128,7 @@ async def test_the_report_shows_what_a_known_population_did(designer: httpx.Asyn
     assert bad.status_code == 422 and "no variant 'C'" in bad.text
 
 
-async def looked_at_in_chromium(html: str, name: str) -> None:
+async def looked_at_in_chromium(html: str, name: str, shows: str, count: int) -> None:
     """The page as Chromium draws it (styles are in the page), checked with axe-core and kept as a screenshot."""
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -130,7 +138,7 @@ async def looked_at_in_chromium(html: str, name: str) -> None:
         found = await tab.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
             .filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => v.id)""")
         assert not found, found
-        assert await tab.locator("#experiment-split-variants svg circle").count() == 2
+        assert await tab.locator(shows).count() == count
         ARTIFACTS.mkdir(exist_ok=True)
         await tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         await browser.close()
