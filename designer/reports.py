@@ -73,12 +73,16 @@ def report_csv(request: Request, care_model: str, table: str = "steps", version:
                 for name, v in verdicts.items() for a in v.arms]
     else:
         raise HTTPException(404, f"no table '{table}': steps, messages or experiments")
+    return _csv(rows, f"{care_model}-{table}")
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> Response:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["empty"])
     writer.writeheader()
     writer.writerows(rows)
-    return PlainTextResponse(out.getvalue(), media_type="text/csv", headers={
-        "content-disposition": f'attachment; filename="{care_model}-{table}.csv"'})
+    return PlainTextResponse(out.getvalue(), media_type="text/csv",
+                             headers={"content-disposition": f'attachment; filename="{name}.csv"'})
 
 
 @router.post("/designer/{care_model}/report/winner", dependencies=[allow("care-models:write")])
@@ -124,3 +128,21 @@ def reports_page(request: Request, by: str | None = None) -> Response:
         raise HTTPException(422, str(exc)) from None
     return TEMPLATES.TemplateResponse(request, "reports.html", {
         "groups": groups, "by": by or "", "choices": FUNNEL_BY, "handovers": handovers(store_of(request), time.time())})
+
+
+@router.get("/reports/funnel.csv", dependencies=[READ])
+def funnel_csv(request: Request, by: str | None = None) -> Response:
+    try:
+        groups = funnel(store_of(request), by or None)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return _csv([{"group": name, **row} for name, rows in groups.items() for row in rows], f"funnel-{by or 'all'}")
+
+
+@router.get("/reports/handovers.csv", dependencies=[READ])
+def handovers_csv(request: Request) -> Response:
+    found = handovers(store_of(request), time.time())
+    rows = [{"by": kind, "name": name, **figures}
+            for kind, group in (("rep", found["by_rep"]), ("team", found["by_team"]))
+            for name, figures in group.items()]
+    return _csv(rows, "handovers")

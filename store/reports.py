@@ -19,8 +19,8 @@ from store.store import Store
 from store.tables import (
     ArmRollup,
     CareModelVersion,
+    DeliveryRow,
     Enrolment,
-    EventRow,
     Handover,
     Lead,
     OutboxRow,
@@ -170,13 +170,13 @@ def experiments(out: Report, lift: float) -> dict[str, dict[str, Verdict]]:
     return found
 
 
-FUNNEL_BY = ("care_model", "first_event", "source", "cohort")
+FUNNEL_BY = ("care_model", "entry_event", "source", "cohort")
 
 
 def funnel(store: Store, by: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Per group (everyone, or by the care model a lead first entered, its first event, its `source` attribute,
-    or the week it arrived): how many leads reached each lifecycle stage or a later one, the share of the stage
-    before that went on, and the median days it took from the stage before."""
+    """Per group (everyone, or by the care model a lead first entered, the event that enrolled it there, its
+    `source` attribute, or the week it arrived): how many leads reached each lifecycle stage or a later one, the
+    share of the stage before that went on, and the median days it took from the stage before."""
     if by is not None and by not in FUNNEL_BY:
         raise ValueError(f"funnel by '{by}'? Choose one of {', '.join(FUNNEL_BY)}")
     with store.session() as s:
@@ -186,9 +186,10 @@ def funnel(store: Store, by: str | None = None) -> dict[str, list[dict[str, Any]
         if by == "care_model":
             for e in s.exec(select(Enrolment).order_by(col(Enrolment.started_at))):
                 origin.setdefault(e.lead_id, e.care_model)
-        elif by == "first_event":
-            for lead_id, kind in s.exec(select(col(EventRow.lead_id), col(EventRow.type)).order_by(col(EventRow.at))):
-                origin.setdefault(lead_id, kind)
+        elif by == "entry_event":  # what started the lead's first care model: an event, or a hand (API, import)
+            for lead_id, trigger in s.exec(select(col(DeliveryRow.lead_id), col(DeliveryRow.event)).where(
+                    col(DeliveryRow.kind) == "enrol").order_by(col(DeliveryRow.id))):
+                origin.setdefault(lead_id, str((trigger or {}).get("type") or "enrolled by hand"))
     reached: dict[str, dict[int, float]] = {}  # lead -> stage rank -> when it first stood there or beyond
     history: dict[str, list[StageChange]] = defaultdict(list)
     for c in changes:
@@ -203,7 +204,7 @@ def funnel(store: Store, by: str | None = None) -> dict[str, list[dict[str, Any]
         reached[lead.id] = times
 
     def group_of(lead: Lead) -> str:
-        if by in ("care_model", "first_event"):
+        if by in ("care_model", "entry_event"):
             return origin.get(lead.id, "none")
         if by == "source":
             return str(lead.attributes.get("source") or "unknown")

@@ -12,7 +12,7 @@ from playwright.async_api import async_playwright
 from sqlalchemy import delete
 
 from store.rollups import rebuild
-from store.tables import ArmRollup, Handover, Lead, StageChange, StepRollup
+from store.tables import ArmRollup, DeliveryRow, Handover, Lead, StageChange, StepRollup
 from tests.conftest import Harness
 from tests.test_builders_browser import AXE
 from tests.test_designer_browser import ARTIFACTS, CHROMIUM_ARGS
@@ -160,6 +160,9 @@ async def test_the_funnel_and_the_handover_report_count_a_known_history(designer
             for to, days in paths[source][:2 if n == 3 else None]:  # lead 3 stops at MQL
                 s.add(StageChange(lead_id=lead_id, from_stage=stage, to_stage=to, at=start.timestamp() + days * day))
                 stage = to
+        s.add(DeliveryRow(key=f"{tag}-enrol", lead_id=f"{tag}-0", kind="enrol", care_model="welcome",
+                          event={"id": "e", "type": "form.submitted", "at": start.timestamp(), "data": {}},
+                          created_at=start.timestamp()))
         decisions = [("accepted", "", 2), ("accepted", "", 30), ("rejected", "too small", 5), ("expired", "", 50)]
         for n, (status, reason, hours) in enumerate(decisions):
             opened = start.timestamp() + 3 * day
@@ -173,6 +176,11 @@ async def test_the_funnel_and_the_handover_report_count_a_known_history(designer
     organic = {r["stage"]: r for r in by_source["organic search"]}
     assert (organic["prospect"]["leads"], organic["mql"]["leads"]) == (6, 0)
     assert organic["prospect"]["median_days_from_previous"] == 2.0
+    by_entry = (await designer.get("/api/reports/funnel?by=entry_event")).json()
+    assert by_entry["form.submitted"][0]["leads"] == 1 and by_entry["none"][0]["leads"] == 9
+    table = (await designer.get("/reports/funnel.csv?by=source")).text.splitlines()
+    assert table[0] == "group,stage,leads,from_previous,median_days_from_previous"
+    assert "paid search,sal,3,0.75,1.0" in table
     cohorts = (await designer.get("/api/reports/funnel?by=cohort")).json()
     assert cohorts["2026-W45"][0]["leads"] == 10
     wrong = await designer.get("/api/reports/funnel?by=colour")
@@ -184,5 +192,6 @@ async def test_the_funnel_and_the_handover_report_count_a_known_history(designer
     assert (team["handovers"], team["accepted"], team["rejected"], team["expired"]) == (4, 2, 1, 1)
     assert team["sla_breaches"] == 2, "decided after 30 hours, and expired after 50, against a 24-hour SLA"
     assert team["median_hours_to_decision"] == 5.0, "of the decided ones: 2, 5 and 30 hours"
+    assert f"team,t-{tag},4,0,2,1,1,2,5.0" in (await designer.get("/reports/handovers.csv")).text
     page = (await designer.get("/reports?by=source")).text
     assert 'id="funnel-paid search"' in page and "4 leads" in page
