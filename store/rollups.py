@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlmodel import Session, col, select
@@ -11,6 +12,15 @@ from engine.rollups import Tally, Visit, ended, merge, recorded
 from store.tables import ArmRollup, Enrolment, EventRow, JourneyRow, OutboxRow, StepRollup
 
 MESSAGE_MARKS = {"email.opened": "opened_at", "email.clicked": "clicked_at", "lead.unsubscribed": "unsubscribed_at"}
+
+
+def mark_message(s: Session, event_type: str, data: dict[str, Any], at: float) -> None:
+    """The first open, click or unsubscribe that names a message, marked on its outbox row."""
+    mark = MESSAGE_MARKS.get(event_type)
+    message = s.get(OutboxRow, str(data["message"])) if mark and data.get("message") else None
+    if message is not None and mark is not None and getattr(message, mark) is None:
+        setattr(message, mark, at)
+        s.add(message)
 
 
 def visit(row: JourneyRow) -> Visit:
@@ -91,9 +101,5 @@ def rebuild(conn: Connection) -> None:
         for (care_model, day), tally in totals.items():
             add(s, care_model, day, tally)
         for event in s.exec(select(EventRow).where(col(EventRow.type).in_(list(MESSAGE_MARKS)))):
-            message = s.get(OutboxRow, str(event.data.get("message"))) if event.data.get("message") else None
-            mark = MESSAGE_MARKS[event.type]
-            if message is not None and getattr(message, mark) is None:
-                setattr(message, mark, event.at)
-                s.add(message)
+            mark_message(s, event.type, event.data, event.at)
         s.commit()

@@ -90,13 +90,10 @@ class Segments:
                                                    col(SegmentMember.lead_id).in_(changes.left)))
         return changes
 
-    def place(self, lead: LeadState, now: float, segments: list[Segment] | None = None) -> Changes:
-        """One lead checked against every segment (read here, unless given): the segments it joined and left."""
-        return self.place_many([(lead, now)], segments)[lead.id]
-
     def place_many(self, leads: list[tuple[LeadState, float]],
                    segments: list[Segment] | None = None) -> dict[str, Changes]:
-        """`place` for many leads, membership read and written in one transaction."""
+        """Leads checked against every segment (read here, unless given): the segments each joined and left, with
+        membership read and written in one transaction."""
         segments = self.all() if segments is None else segments
         changes = {lead.id: Changes() for lead, _ in leads}
         if not segments:

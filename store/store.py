@@ -345,11 +345,7 @@ class Store:
 def _apply(s: Session, lead: Lead | None, event: LeadEvent) -> None:
     """What an event changes on the lead's row: consent, a hard bounce, an update from the CRM or the scorer; and
     on the message it names, the first open, click or unsubscribe."""
-    mark = rollups.MESSAGE_MARKS.get(event.type)
-    message = s.get(OutboxRow, str(event.data["message"])) if mark and event.data.get("message") else None
-    if message is not None and mark is not None and getattr(message, mark) is None:
-        setattr(message, mark, event.at)
-        s.add(message)
+    rollups.mark_message(s, event.type, event.data, event.at)
     if lead is None:
         return
     if event.type in ("lead.unsubscribed", "lead.resubscribed"):

@@ -111,10 +111,6 @@ class Website:
                 s.add(visitor)
         return visitor
 
-    def visitors_of(self, lead_id: str) -> list[Visitor]:
-        with self.store.session() as s:
-            return list(s.exec(select(Visitor).where(col(Visitor.lead_id) == lead_id)))
-
     # --- forms -------------------------------------------------------------------------------------
 
     def save_form(self, form: Form) -> Form:
