@@ -222,6 +222,8 @@ def test_warnings_names_ids_and_the_panel_in_view(page: Page, site_store: Store)
     last = page.locator(".node").last
     last.scroll_into_view_if_needed()
     last.click()
+    step = (last.get_attribute("id") or "").removeprefix("node-")
+    expect(page.locator("#panel h3")).to_contain_text(step)  # measured once the new panel is in, not mid-swap
     box = page.locator("#panel").bounding_box()
     assert box is not None and 0 <= box["y"] < 720, f"the panel is off screen at y={box}"
     shot(page, "panel-in-view")
